@@ -1,1 +1,30 @@
-"""gitmoor.render."""
+"""Rendering an app at a commit into manifests: directory, Kustomize or Helm.
+
+The only package that runs ``kubectl kustomize`` and ``helm``. Everything it
+reads stays inside the checked-out repository (see ``paths``); errors the
+repository's author must fix are ``UserInputError`` naming the file and line.
+
+    render_app(root, path, revision, options) -> RenderResult
+    RenderCache(maxsize).get_or_render(root, path, revision, options) -> RenderResult
+"""
+
+from gitmoor.render.app import render_app, select_renderer
+from gitmoor.render.base import AppSource, Renderer, RenderOptions
+from gitmoor.render.cache import RenderCache
+from gitmoor.render.directory import DirectoryRenderer
+from gitmoor.render.helm import HelmRenderer
+from gitmoor.render.kustomize import KustomizeRenderer
+from gitmoor.render.paths import open_app
+
+__all__ = [
+    "AppSource",
+    "DirectoryRenderer",
+    "HelmRenderer",
+    "KustomizeRenderer",
+    "RenderCache",
+    "RenderOptions",
+    "Renderer",
+    "open_app",
+    "render_app",
+    "select_renderer",
+]

@@ -1,1 +1,61 @@
-"""gitmoor.source."""
+"""gitmoor.source: git by commit. The only package that runs git.
+
+Resolve an Application's ``targetRevision`` to a commit, then get the tree of
+that commit from a cache that fetches each repository and commit once::
+
+    from gitmoor.source import checkout, match_credentials, resolve
+
+    creds = match_credentials(app.repo_url, all_creds)
+    commit = resolve(app.repo_url, app.target_revision, creds)
+    tree = checkout(app.repo_url, commit, creds)        # read-only, no .git
+
+Errors (from :mod:`gitmoor.model`), each naming the URL without credentials:
+
+    UserInputError   a refused URL or revision; a revision, tag or commit not found;
+                     a tree with a symlink out of the repository
+    PermanentError   credentials or host key refused, TLS verification failed
+    RetryableError   server unreachable, repository missing, timeout
+"""
+
+from gitmoor.source.cache import (
+    ENV_CACHE_DIR,
+    CacheStats,
+    GitCache,
+    checkout,
+    checkout_async,
+    default_cache_dir,
+    get_cache,
+    resolve,
+    resolve_async,
+)
+from gitmoor.source.creds import RepoCredentials, match_credentials
+from gitmoor.source.revisions import SemverConstraint, parse_ls_remote, select_commit
+from gitmoor.source.urls import (
+    RepoURL,
+    normalize_repo_url,
+    parse_repo_url,
+    redact_url,
+    validate_revision,
+)
+
+__all__ = [
+    "ENV_CACHE_DIR",
+    "CacheStats",
+    "GitCache",
+    "RepoCredentials",
+    "RepoURL",
+    "SemverConstraint",
+    "checkout",
+    "checkout_async",
+    "default_cache_dir",
+    "get_cache",
+    "match_credentials",
+    "normalize_repo_url",
+    "parse_ls_remote",
+    "parse_repo_url",
+    "redact_url",
+    "resolve",
+    "resolve_async",
+    "select_commit",
+    "validate_revision",
+]

@@ -1,0 +1,725 @@
+"""The `gitmoor` command.
+
+Every command that talks to a cluster takes ``--kubeconfig``/``--context``
+(default: ``$KUBECONFIG``, then ``~/.kube/config``, then the pod's service
+account) and ``--apps-namespace`` (where Applications live, default gitmoor).
+
+Exit codes: 0 success, 1 failure (and, for ``app diff``, "there are
+differences", as ``kubectl diff``), 2 an error (bad input, cluster unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+import gitmoor
+from gitmoor.cli import output
+from gitmoor.engine import store
+from gitmoor.engine.app import Engine
+from gitmoor.engine.compare import compare_app
+from gitmoor.engine.repos import add_repo, list_repos, remove_repo
+from gitmoor.engine.sync import Action, SyncEvent, SyncOptions, SyncResult
+from gitmoor.kube import KubeClient, default_config
+from gitmoor.model import GitmoorError, SyncStatus, UserInputError
+from gitmoor.model.application import (
+    DEFAULT_NAMESPACE,
+    AppSource,
+    Automated,
+    Destination,
+    HelmSource,
+    application_manifest,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="gitmoor",
+    help="GitOps continuous delivery: keep each cluster moored to its Git state.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app_cmd = typer.Typer(
+    help="Create, inspect, diff, sync, roll back and delete Applications.", no_args_is_help=True
+)
+repo_cmd = typer.Typer(
+    help="Credentials for Git repositories (stored as Kubernetes Secrets).", no_args_is_help=True
+)
+app.add_typer(app_cmd, name="app")
+app.add_typer(repo_cmd, name="repo")
+
+# Piped output keeps whole lines (tables at their natural width) for grep and scripts.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 10_000)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Ctx:
+    kubeconfig: str | None
+    context: str | None
+    namespace: str
+    verbose: bool
+
+
+State = Ctx(None, None, DEFAULT_NAMESPACE, False)
+
+
+@app.callback()
+def _main(
+    kubeconfig: Annotated[
+        str | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option(help="kubeconfig context (default: current)")
+    ] = None,
+    apps_namespace: Annotated[
+        str, typer.Option("--apps-namespace", "-N", help="namespace of the Applications")
+    ] = DEFAULT_NAMESPACE,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log engine events (key=value) to stderr")
+    ] = False,
+) -> None:
+    State.kubeconfig, State.context, State.namespace, State.verbose = (
+        kubeconfig,
+        context,
+        apps_namespace,
+        verbose,
+    )
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True)
+    return typer.Exit(code)
+
+
+def run(fn: Callable[[KubeClient], Awaitable[T]]) -> T:
+    """Run ``fn`` with a client of the selected cluster; GitmoorErrors become one sentence and exit 2."""
+
+    async def main() -> T:
+        cfg = default_config(State.kubeconfig, State.context)
+        async with KubeClient(cfg) as kube:
+            return await fn(kube)
+
+    try:
+        return asyncio.run(main())
+    except GitmoorError as e:
+        raise fail(str(e)) from None
+
+
+# ---------------------------------------------------------------- top level
+
+
+@app.command()
+def version() -> None:
+    """Print gitmoor's version."""
+    out.print(f"gitmoor {gitmoor.__version__}")
+
+
+@app.command()
+def install() -> None:
+    """Install the Application CRD and create the Applications' namespace."""
+
+    async def go(kube: KubeClient) -> None:
+        await store.install(kube, State.namespace)
+
+    run(go)
+    out.print(
+        f"installed: CustomResourceDefinition applications.gitmoor.io, namespace {State.namespace}"
+    )
+
+
+@app.command()
+def render(
+    path: Annotated[
+        Path, typer.Argument(help="the app's directory (plain YAML, kustomization or Helm chart)")
+    ],
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            help="repository root (default: the nearest folder above PATH holding .git, else PATH)"
+        ),
+    ] = None,
+    release_name: Annotated[str, typer.Option(help="Helm release name")] = "release-name",
+    namespace: Annotated[str, typer.Option(help="Helm --namespace")] = "",
+    values: Annotated[
+        list[str] | None,
+        typer.Option("--values", "-f", help="Helm value file, relative to PATH (repeatable)"),
+    ] = None,
+) -> None:
+    """Render PATH locally, without a cluster, and print the YAML gitmoor would apply."""
+    from gitmoor.render import RenderOptions, render_app
+
+    target = path.resolve()
+    repo_root = (root or _git_root(target) or target).resolve()
+    try:
+        rel = target.relative_to(repo_root).as_posix() or "."
+        result = render_app(
+            repo_root,
+            rel,
+            "local",
+            RenderOptions(
+                release_name=release_name, namespace=namespace, value_files=tuple(values or ())
+            ),
+        )
+    except ValueError:
+        raise fail(f"{path} is not inside the repository root {repo_root}") from None
+    except GitmoorError as e:
+        raise fail(str(e)) from None
+    for w in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", markup=True)
+    sys.stdout.write(yaml.safe_dump_all([m.obj for m in result.manifests], sort_keys=False))
+
+
+def _git_root(p: Path) -> Path | None:
+    for d in [p, *p.parents]:
+        if (d / ".git").exists():
+            return d
+    return None
+
+
+@app.command()
+def controller(
+    interval: Annotated[float, typer.Option(help="seconds between refreshes of every app")] = 180.0,
+    workers: Annotated[int, typer.Option(help="apps processed at once")] = 4,
+) -> None:
+    """Run the controller: execute requested operations and keep every app's status current."""
+    from gitmoor.controller import run_controller
+
+    logging.getLogger().setLevel(logging.INFO)
+
+    async def go(kube: KubeClient) -> None:
+        await run_controller(kube, State.namespace, interval=interval, workers=workers)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(go)
+
+
+# ---------------------------------------------------------------- app
+
+
+def _bool(text: str, what: str) -> bool:
+    if text.lower() in ("true", "yes", "1", "on"):
+        return True
+    if text.lower() in ("false", "no", "0", "off"):
+        return False
+    raise fail(f"{what} takes true or false, not {text!r}")
+
+
+@app_cmd.command("create")
+def app_create(
+    name: Annotated[str, typer.Argument(help="the Application's name")],
+    repo: Annotated[
+        str, typer.Option(help="Git repository URL (https, ssh, git@host:org/repo, file://)")
+    ],
+    path: Annotated[str, typer.Option(help="path of the app inside the repository")] = ".",
+    revision: Annotated[
+        str, typer.Option(help="branch, tag, commit SHA or semver constraint over tags")
+    ] = "HEAD",
+    dest_namespace: Annotated[str, typer.Option(help="namespace to deploy into")] = "default",
+    dest_name: Annotated[
+        str, typer.Option(help="registered cluster name (default: this cluster)")
+    ] = "",
+    project: Annotated[str, typer.Option(help="project")] = "default",
+    auto_sync: Annotated[
+        bool, typer.Option("--auto-sync", help="sync automatically on changes")
+    ] = False,
+    auto_prune: Annotated[
+        bool,
+        typer.Option("--auto-prune", help="with --auto-sync, prune what Git no longer declares"),
+    ] = False,
+    self_heal: Annotated[
+        bool, typer.Option("--self-heal", help="with --auto-sync, revert drift in the cluster")
+    ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="with --auto-sync, allow syncing an empty render")
+    ] = False,
+    sync_option: Annotated[
+        list[str] | None,
+        typer.Option("--sync-option", help="e.g. CreateNamespace=true (repeatable)"),
+    ] = None,
+    helm_release: Annotated[
+        str, typer.Option(help="Helm release name (default: the app's name)")
+    ] = "",
+    helm_values: Annotated[
+        list[str] | None, typer.Option("--values", help="Helm value file in the repo (repeatable)")
+    ] = None,
+    upsert: Annotated[bool, typer.Option("--upsert", help="update the app if it exists")] = False,
+) -> None:
+    """Create an Application."""
+    manifest = application_manifest(
+        name,
+        State.namespace,
+        AppSource(
+            repo_url=repo,
+            path=path,
+            target_revision=revision,
+            helm=HelmSource(release_name=helm_release, value_files=tuple(helm_values or ())),
+        ),
+        Destination(namespace=dest_namespace, name=dest_name),
+        project=project,
+        automated=Automated(prune=auto_prune, self_heal=self_heal, allow_empty=allow_empty)
+        if auto_sync
+        else None,
+        sync_options=tuple(sync_option or ()),
+    )
+
+    async def go(kube: KubeClient) -> None:
+        await store.save_app(kube, manifest, upsert=upsert)
+
+    run(go)
+    out.print(f"application {name} {'saved' if upsert else 'created'}")
+
+
+@app_cmd.command("list")
+def app_list(
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="table, wide, json or yaml")
+    ] = "table",
+) -> None:
+    """List Applications with their sync and health status."""
+    apps = run(lambda kube: store.list_apps(kube, State.namespace))
+    output.print_apps(out, apps, output_format)
+
+
+@app_cmd.command("get")
+def app_get(
+    name: str,
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="table, wide, json or yaml")
+    ] = "table",
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="recompute status from Git and the cluster first")
+    ] = False,
+) -> None:
+    """Show one Application: source, status, resources, last operation, conditions."""
+
+    async def go(kube: KubeClient) -> Any:
+        a = await store.get_app(kube, name, State.namespace)
+        if refresh:
+            a, _ = await Engine(kube, namespace=State.namespace).refresh(a)
+        return a
+
+    output.print_app(out, run(go), output_format)
+
+
+@app_cmd.command("diff")
+def app_diff(
+    name: str,
+    revision: Annotated[
+        str | None, typer.Option(help="compare this revision instead of the target")
+    ] = None,
+) -> None:
+    """Show what a sync would change, as unified diffs (Secret values masked).
+
+    Exit code 0: no differences; 1: differences; 2: error (as `kubectl diff`).
+    """
+
+    async def go(kube: KubeClient) -> int:
+        from gitmoor.engine.app import inventory
+
+        engine = Engine(kube, namespace=State.namespace)
+        a = await store.get_app(kube, name, State.namespace)
+        desired = await engine.desired(a, revision)
+        cmp = await compare_app(a, desired.revision, desired.manifests, kube, inventory(a))
+        changed = 0
+        for r in cmp.resources:
+            if r.sync is SyncStatus.SYNCED:
+                continue
+            changed += 1
+            if r.requires_pruning:
+                out.print(
+                    f"[bold]===== {r.ref} (requires pruning: no longer in Git) =====[/bold]",
+                    markup=True,
+                )
+            elif r.health.status.value == "Missing":
+                out.print(
+                    f"[bold]===== {r.ref} (missing: will be created) =====[/bold]", markup=True
+                )
+            elif r.message:
+                out.print(f"[bold]===== {r.ref} ({r.message}) =====[/bold]", markup=True)
+            if r.diff is not None and r.diff.diff:
+                output.print_diff(out, r.diff.diff)
+        summary = f"{changed} object(s) differ" if changed else "no differences"
+        err.print(f"{summary} at revision {desired.revision[:12]}")
+        return 1 if changed else 0
+
+    raise typer.Exit(run(go))
+
+
+def _parse_resource(spec: str) -> tuple[str, str, str]:
+    parts = spec.split(":")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise fail(
+            f"--resource takes GROUP:KIND:NAME (GROUP empty for core kinds, e.g. :ConfigMap:cfg), not {spec!r}"
+        )
+    return parts[0], parts[1], parts[2]
+
+
+def _printer(quiet: bool) -> Callable[[SyncEvent], None]:
+    styles = {
+        Action.CREATED: "green",
+        Action.CONFIGURED: "yellow",
+        Action.UNCHANGED: "dim",
+        Action.PRUNED: "magenta",
+        Action.PRUNE_SKIPPED: "dim",
+        Action.FAILED: "red",
+        Action.HOOK_SUCCEEDED: "green",
+        Action.HOOK_FAILED: "red",
+    }
+
+    def show(ev: SyncEvent) -> None:
+        if quiet:
+            return
+        if ev.kind == "wave":
+            out.print(f"[bold]{ev.message}[/bold]", markup=True)
+        elif ev.result is not None:
+            style = styles.get(ev.result.action, "")
+            msg = f" — {ev.result.message}" if ev.result.message else ""
+            out.print(
+                f"  [{style}]{ev.result.action.value:<14}[/{style}] {ev.result.ref}{msg}",
+                markup=True,
+            )
+        else:
+            out.print(f"  {ev.message}")
+
+    return show
+
+
+def _finish(result: SyncResult) -> None:
+    if result.ok:
+        out.print(
+            f"[green]{result.phase.value}[/green]: {result.message} (revision {result.revision[:12]})",
+            markup=True,
+        )
+        return
+    err.print(f"[red]{result.phase.value}[/red]: {result.message}", markup=True)
+    raise typer.Exit(1 if result.phase.value == "Failed" else 2)
+
+
+@app_cmd.command("sync")
+def app_sync(
+    name: str,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show what would change; write nothing")
+    ] = False,
+    prune: Annotated[
+        bool | None,
+        typer.Option(
+            "--prune/--no-prune",
+            help="delete what Git no longer declares (default: the app's automated.prune)",
+        ),
+    ] = None,
+    force_conflicts: Annotated[
+        bool, typer.Option("--force-conflicts", help="take fields owned by other field managers")
+    ] = False,
+    resource: Annotated[
+        list[str] | None, typer.Option("--resource", help="sync only GROUP:KIND:NAME (repeatable)")
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option(help="sync this revision instead of the target")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait for the health of each wave")
+    ] = 300.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the outcome")] = False,
+    via_controller: Annotated[
+        bool, typer.Option("--async", help="only request the sync; the controller runs it")
+    ] = False,
+) -> None:
+    """Sync an app: apply (server-side) wave by wave, wait for health, prune.
+
+    Runs here and records the outcome in the app's status (operationState,
+    history), as the controller would; --async requests it from the controller.
+    """
+    only = frozenset(_parse_resource(r) for r in resource) if resource else None
+
+    async def go(kube: KubeClient) -> SyncResult | None:
+        a = await store.get_app(kube, name, State.namespace)
+        auto = a.spec.sync_policy.automated
+        do_prune = prune if prune is not None else bool(auto and auto.prune)
+        if via_controller:
+            await store.set_operation(
+                kube,
+                a,
+                {
+                    "sync": {
+                        "revision": revision or a.spec.source.target_revision,
+                        "prune": do_prune,
+                        "dryRun": dry_run,
+                        "forceConflicts": force_conflicts,
+                        "resources": [{"group": g, "kind": k, "name": n} for g, k, n in only or ()],
+                    },
+                    "initiatedBy": {"username": _whoami()},
+                },
+            )
+            return None
+        options = SyncOptions(
+            prune=do_prune,
+            dry_run=dry_run,
+            force_conflicts=force_conflicts,
+            only=only,
+            timeout=timeout,
+            allow_empty=bool(auto and auto.allow_empty),
+            create_namespace=a.spec.sync_policy.option("CreateNamespace"),
+        )
+        return await Engine(kube, namespace=State.namespace).sync(
+            a, options, revision=revision, initiated_by=_whoami(), progress=_printer(quiet)
+        )
+
+    result = run(go)
+    if result is None:
+        out.print(
+            f"sync of {name} requested; the controller will run it (see `gitmoor app get {name}`)"
+        )
+        return
+    _finish(result)
+
+
+def _whoami() -> str:
+    return os.environ.get("GITMOOR_USER") or os.environ.get("USER") or "cli"
+
+
+@app_cmd.command("history")
+def app_history(
+    name: str,
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="table, json or yaml")
+    ] = "table",
+) -> None:
+    """List the app's deployed revisions (the IDs that rollback takes)."""
+    a = run(lambda kube: store.get_app(kube, name, State.namespace))
+    history = list(a.status.get("history") or [])
+    if output_format in ("json", "yaml"):
+        output.dump(out, history, output_format)
+        return
+    t = Table("ID", "DEPLOYED AT", "REVISION", "INITIATED BY", box=None)
+    for h in reversed(history):
+        t.add_row(
+            str(h.get("id")),
+            str(h.get("deployedAt", "")),
+            str(h.get("revision", ""))[:12],
+            str(h.get("initiatedBy", "")),
+        )
+    out.print(t)
+
+
+@app_cmd.command("rollback")
+def app_rollback(
+    name: str,
+    history_id: Annotated[int, typer.Argument(help="history ID (see `gitmoor app history`)")],
+    prune: Annotated[
+        bool, typer.Option("--prune/--no-prune", help="delete what that revision does not declare")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait for the health of each wave")
+    ] = 300.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Sync the revision of a history entry, and switch automated sync off so the
+    controller does not roll forward again (re-enable with `app set --auto-sync=true`)."""
+
+    async def go(kube: KubeClient) -> SyncResult:
+        a = await store.get_app(kube, name, State.namespace)
+        if a.spec.sync_policy.automated is not None:
+            err.print(
+                f"automated sync of {name} is switched off for the rollback; "
+                f"`gitmoor app set {name} --auto-sync=true` re-enables it"
+            )
+        return await Engine(kube, namespace=State.namespace).rollback(
+            a,
+            history_id,
+            initiated_by=_whoami(),
+            progress=_printer(quiet),
+            options=SyncOptions(
+                prune=prune,
+                timeout=timeout,
+                create_namespace=a.spec.sync_policy.option("CreateNamespace"),
+            ),
+        )
+
+    _finish(run(go))
+
+
+@app_cmd.command("delete")
+def app_delete(
+    name: str,
+    cascade: Annotated[
+        str,
+        typer.Option(
+            help="true: also delete the app's resources (only those it owns); false: keep them"
+        ),
+    ] = "true",
+) -> None:
+    """Delete an Application, and with it the resources it deployed unless --cascade=false."""
+    do_cascade = _bool(cascade, "--cascade")
+
+    async def go(kube: KubeClient) -> list[Any]:
+        a = await store.get_app(kube, name, State.namespace)
+        return await Engine(kube, namespace=State.namespace).delete(a, cascade=do_cascade)
+
+    deleted = run(go)
+    for ref in deleted:
+        out.print(f"  deleted {ref}")
+    out.print(f"application {name} deleted" + ("" if do_cascade else " (its resources were kept)"))
+
+
+@app_cmd.command("set")
+def app_set(
+    name: str,
+    revision: Annotated[str | None, typer.Option(help="targetRevision")] = None,
+    path: Annotated[str | None, typer.Option(help="source path")] = None,
+    repo: Annotated[str | None, typer.Option(help="source repoURL")] = None,
+    dest_namespace: Annotated[str | None, typer.Option(help="destination namespace")] = None,
+    auto_sync: Annotated[str | None, typer.Option("--auto-sync", help="true or false")] = None,
+    auto_prune: Annotated[str | None, typer.Option("--auto-prune", help="true or false")] = None,
+    self_heal: Annotated[str | None, typer.Option("--self-heal", help="true or false")] = None,
+) -> None:
+    """Change an Application's spec."""
+    source: dict[str, Any] = {}
+    if revision is not None:
+        source["targetRevision"] = revision
+    if path is not None:
+        source["path"] = path
+    if repo is not None:
+        source["repoURL"] = repo
+    patch: dict[str, Any] = {}
+    if source:
+        patch["source"] = source
+    if dest_namespace is not None:
+        patch["destination"] = {"namespace": dest_namespace}
+
+    async def go(kube: KubeClient) -> None:
+        a = await store.get_app(kube, name, State.namespace)
+        auto = a.spec.sync_policy.automated
+        if auto_sync is not None and not _bool(auto_sync, "--auto-sync"):
+            patch["syncPolicy"] = {"automated": None}
+        elif auto_sync is not None or auto_prune is not None or self_heal is not None:
+            if auto is None and auto_sync is None:
+                raise UserInputError(f"{name} has no automated sync; add --auto-sync=true")
+            patch["syncPolicy"] = {
+                "automated": {
+                    "prune": _bool(auto_prune, "--auto-prune")
+                    if auto_prune is not None
+                    else bool(auto and auto.prune),
+                    "selfHeal": _bool(self_heal, "--self-heal")
+                    if self_heal is not None
+                    else bool(auto and auto.self_heal),
+                    "allowEmpty": bool(auto and auto.allow_empty),
+                }
+            }
+        if not patch:
+            raise UserInputError("nothing to set: give at least one option")
+        await store.patch_spec(kube, a, patch)
+
+    run(go)
+    out.print(f"application {name} updated")
+
+
+# ---------------------------------------------------------------- repo
+
+
+@repo_cmd.command("add")
+def repo_add(
+    url: Annotated[
+        str, typer.Argument(help="repository URL, or a prefix shared by many repositories")
+    ],
+    username: Annotated[str | None, typer.Option(help="https user name")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="https password or token (or $GITMOOR_REPO_PASSWORD)",
+            envvar="GITMOOR_REPO_PASSWORD",
+        ),
+    ] = None,
+    ssh_private_key_path: Annotated[Path | None, typer.Option(help="ssh private key file")] = None,
+    known_hosts_path: Annotated[
+        Path | None, typer.Option(help="OpenSSH known_hosts file for the server")
+    ] = None,
+    insecure_ignore_host_key: Annotated[
+        bool, typer.Option("--insecure-ignore-host-key", help="skip ssh host key checks")
+    ] = False,
+) -> None:
+    """Store credentials for a repository URL (prefix) as a labelled Secret."""
+    from gitmoor.source import parse_repo_url
+
+    try:
+        parse_repo_url(url)
+    except GitmoorError as e:
+        raise fail(str(e)) from None
+    key = ssh_private_key_path.read_text() if ssh_private_key_path else None
+    known = known_hosts_path.read_text() if known_hosts_path else None
+
+    async def go(kube: KubeClient) -> str:
+        return await add_repo(
+            kube,
+            url,
+            username=username,
+            password=password,
+            ssh_private_key=key,
+            known_hosts=known,
+            insecure_ignore_host_key=insecure_ignore_host_key,
+            namespace=State.namespace,
+        )
+
+    secret = run(go)
+    out.print(f"repository {url} added (Secret {State.namespace}/{secret})")
+
+
+@repo_cmd.command("list")
+def repo_list(
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="table, json or yaml")
+    ] = "table",
+) -> None:
+    """List repositories with stored credentials (never the credentials themselves)."""
+    repos = run(lambda kube: list_repos(kube, State.namespace))
+    if output_format in ("json", "yaml"):
+        output.dump(
+            out, [{"url": r.url, "auth": r.auth, "secret": r.name} for r in repos], output_format
+        )
+        return
+    t = Table("URL", "AUTH", "SECRET", box=None)
+    for r in repos:
+        t.add_row(r.url, r.auth, r.name)
+    out.print(t)
+
+
+@repo_cmd.command("rm")
+def repo_rm(url: str) -> None:
+    """Remove a repository's credentials."""
+    if not run(lambda kube: remove_repo(kube, url, State.namespace)):
+        raise fail(f"no credentials stored for {url}", 1)
+    out.print(f"repository {url} removed")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "json"]

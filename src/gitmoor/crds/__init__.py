@@ -1,0 +1,14 @@
+"""The CRD manifests shipped with gitmoor."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+
+
+def application_crd() -> dict[str, Any]:
+    text = resources.files("gitmoor.crds").joinpath("applications.yaml").read_text()
+    crd: dict[str, Any] = yaml.safe_load(text)
+    return crd

@@ -1,0 +1,347 @@
+"""The engine's front door: refresh, sync, rollback and delete one Application.
+
+The CLI, the controller and the API server are thin drivers over these
+functions. Each step is a neighbour's typed function: source (resolve,
+checkout), render (cached by commit), prepare (namespaces, tracking), compare
+(dry-run diff, health), sync (waves, hooks, prune); the results are written
+to the Application's status, the only place gitmoor keeps state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gitmoor.engine import store
+from gitmoor.engine.compare import Comparison, compare_app, is_hook
+from gitmoor.engine.prepare import owned_by, prepare
+from gitmoor.engine.repos import load_credentials
+from gitmoor.engine.sync import Phase, SyncEvent, SyncOptions, SyncResult, run_sync
+from gitmoor.model import GitmoorError, Manifest, ObjectRef, RetryableError, UserInputError
+from gitmoor.model.application import DEFAULT_NAMESPACE, Application
+from gitmoor.render import RenderCache, RenderOptions
+from gitmoor.source import checkout_async, match_credentials, resolve_async
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from gitmoor.kube import KubeClient
+
+log = logging.getLogger("gitmoor.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    revision: str
+    manifests: tuple[Manifest, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class Engine:
+    """Shared caches for every app: one git cache, one render cache."""
+
+    kube: KubeClient
+    git_cache_dir: Path | None = None
+    render_cache: RenderCache = field(default_factory=RenderCache)
+    namespace: str = DEFAULT_NAMESPACE
+
+    # ------------------------------------------------------------ desired state
+
+    async def resolve(self, app: Application, revision: str | None = None) -> str:
+        creds = match_credentials(
+            app.spec.source.repo_url, await load_credentials(self.kube, self.namespace)
+        )
+        return await resolve_async(
+            app.spec.source.repo_url,
+            revision or app.spec.source.target_revision,
+            creds,
+            cache_dir=self.git_cache_dir,
+        )
+
+    async def desired(self, app: Application, revision: str | None = None) -> Desired:
+        """Resolve, fetch, render and prepare the app at ``revision`` (default: its target)."""
+        src = app.spec.source
+        creds = match_credentials(src.repo_url, await load_credentials(self.kube, self.namespace))
+        commit = await resolve_async(
+            src.repo_url, revision or src.target_revision, creds, cache_dir=self.git_cache_dir
+        )
+        root = await checkout_async(src.repo_url, commit, creds, cache_dir=self.git_cache_dir)
+        options = RenderOptions(
+            release_name=src.helm.release_name or app.name,
+            namespace=app.spec.destination.namespace,
+            value_files=src.helm.value_files,
+            values=src.helm.values,
+        )
+        rendered = await asyncio.to_thread(
+            self.render_cache.get_or_render, root, src.path, commit, options
+        )
+        manifests = await prepare(app, rendered.manifests, self.kube)
+        return Desired(commit, manifests, rendered.warnings)
+
+    # ------------------------------------------------------------ refresh
+
+    async def refresh(self, app: Application) -> tuple[Application, Comparison | None]:
+        """Recompute sync and health status and write them to the app's status."""
+        started = time.monotonic()
+        try:
+            desired = await self.desired(app)
+            comparison = await compare_app(
+                app, desired.revision, desired.manifests, self.kube, inventory(app)
+            )
+        except GitmoorError as e:
+            log.info("event=comparison_error app=%s/%s error=%s", app.namespace, app.name, e)
+            error_status: dict[str, Any] = {
+                "sync": {
+                    "status": "Unknown",
+                    "revision": app.status.get("sync", {}).get("revision", ""),
+                },
+                "conditions": _conditions(app, "ComparisonError", str(e)),
+                "reconciledAt": store.now_iso(),
+            }
+            return await store.patch_status(self.kube, app, error_status), None
+        conditions = _conditions(app, None, "")
+        if not desired.manifests:
+            conditions = _conditions(
+                app,
+                "ComparisonWarning",
+                "the render produced no objects; nothing is pruned unless allowEmpty is set",
+            )
+        status: dict[str, Any] = {
+            "sync": {"status": comparison.sync.value, "revision": desired.revision},
+            "health": {
+                "status": comparison.health.status.value,
+                "message": comparison.health.message,
+            },
+            "resources": [r.to_dict() for r in comparison.resources],
+            "conditions": conditions,
+            "reconciledAt": store.now_iso(),
+        }
+        log.info(
+            "event=refreshed app=%s/%s revision=%s sync=%s health=%s resources=%d seconds=%.3f",
+            app.namespace,
+            app.name,
+            desired.revision[:12],
+            comparison.sync.value,
+            comparison.health.status.value,
+            len(comparison.resources),
+            time.monotonic() - started,
+        )
+        return await store.patch_status(self.kube, app, status), comparison
+
+    # ------------------------------------------------------------ sync
+
+    async def sync(
+        self,
+        app: Application,
+        options: SyncOptions | None = None,
+        *,
+        revision: str | None = None,
+        initiated_by: str = "",
+        progress: Callable[[SyncEvent], None] | None = None,
+        record: bool = True,
+    ) -> SyncResult:
+        """Sync the app (to ``revision``, default its target) and record the outcome."""
+        options = options or _default_options(app)
+        started_at = store.now_iso()
+        started = time.monotonic()
+        if record and not options.dry_run:
+            await store.patch_status(
+                self.kube,
+                app,
+                {
+                    "operationState": {
+                        "phase": Phase.RUNNING.value,
+                        "message": "sync in progress",
+                        "startedAt": started_at,
+                        "operation": {
+                            "sync": {"revision": revision or app.spec.source.target_revision},
+                            "initiatedBy": {"username": initiated_by},
+                        },
+                    }
+                },
+            )
+        try:
+            desired = await self.desired(app, revision)
+        except RetryableError as e:
+            result = SyncResult(revision or "", Phase.ERROR, str(e))
+        except GitmoorError as e:
+            result = SyncResult(revision or "", Phase.FAILED, str(e))
+        else:
+            result = await run_sync(
+                app,
+                desired.revision,
+                desired.manifests,
+                self.kube,
+                inventory=inventory(app),
+                options=options,
+                progress=progress,
+            )
+        log.info(
+            "event=synced app=%s/%s revision=%s phase=%s dry_run=%s seconds=%.3f message=%r",
+            app.namespace,
+            app.name,
+            result.revision[:12],
+            result.phase.value,
+            options.dry_run,
+            time.monotonic() - started,
+            result.message,
+        )
+        if record and not options.dry_run:
+            await self._record(app, result, started_at, initiated_by, revision)
+            # Status follows at once: a user reading `app get` after a sync sees its outcome.
+            with contextlib.suppress(GitmoorError):
+                await self.refresh(await store.get_app(self.kube, app.name, app.namespace))
+        return result
+
+    async def _record(
+        self,
+        app: Application,
+        result: SyncResult,
+        started_at: str,
+        initiated_by: str,
+        revision: str | None,
+    ) -> None:
+        fresh = await store.get_app(self.kube, app.name, app.namespace)
+        status: dict[str, Any] = {
+            "operationState": {
+                "phase": result.phase.value,
+                "message": result.message,
+                "startedAt": started_at,
+                "finishedAt": store.now_iso(),
+                "operation": {
+                    "sync": {"revision": revision or app.spec.source.target_revision},
+                    "initiatedBy": {"username": initiated_by},
+                },
+                "syncResult": result.to_dict(),
+            }
+        }
+        if result.ok:
+            history = list(fresh.status.get("history") or [])
+            next_id = max((int(h.get("id", 0)) for h in history), default=0) + 1
+            history.append(
+                {
+                    "id": next_id,
+                    "revision": result.revision,
+                    "deployedAt": store.now_iso(),
+                    "deployStartedAt": started_at,
+                    "initiatedBy": initiated_by,
+                    "source": app.spec.source.to_dict(),
+                }
+            )
+            status["history"] = history[-app.spec.history_limit :]
+            # What was applied is the inventory for the next prune, until a refresh rewrites it.
+            applied = [
+                r.to_dict()
+                for r in result.resources
+                if r.action.value not in ("pruned",) and not r.hook
+            ]
+            known = {(r["group"], r["kind"], r["namespace"], r["name"]) for r in applied}
+            for r in fresh.status.get("resources") or []:
+                if (
+                    r.get("group", ""),
+                    r.get("kind"),
+                    r.get("namespace", ""),
+                    r.get("name"),
+                ) not in known and not any(
+                    p.ref.name == r.get("name")
+                    and p.ref.kind == r.get("kind")
+                    and p.action.value == "pruned"
+                    for p in result.resources
+                ):
+                    applied.append(r)
+            status["resources"] = applied
+        await store.patch_status(self.kube, fresh, status)
+
+    async def rollback(
+        self,
+        app: Application,
+        history_id: int,
+        *,
+        initiated_by: str = "",
+        progress: Callable[[SyncEvent], None] | None = None,
+        options: SyncOptions | None = None,
+    ) -> SyncResult:
+        """Sync the revision of history entry ``history_id`` and switch automated sync off,
+        so the controller does not roll forward again (Argo CD refuses a rollback of an
+        automated app instead; here it is one step)."""
+        entry = next(
+            (h for h in app.status.get("history") or [] if int(h.get("id", -1)) == history_id), None
+        )
+        if entry is None:
+            ids = [h.get("id") for h in app.status.get("history") or []]
+            raise UserInputError(
+                f"application {app.name} has no history entry {history_id} (has {ids})"
+            )
+        if app.spec.sync_policy.automated is not None:
+            app = await store.patch_spec(self.kube, app, {"syncPolicy": {"automated": None}})
+        return await self.sync(
+            app,
+            options,
+            revision=str(entry["revision"]),
+            initiated_by=initiated_by,
+            progress=progress,
+        )
+
+    # ------------------------------------------------------------ delete
+
+    async def delete(self, app: Application, *, cascade: bool = True) -> list[ObjectRef]:
+        """Delete the app; with ``cascade`` first the objects it owns (and only those)."""
+        deleted: list[ObjectRef] = []
+        if cascade:
+            refs = inventory(app)
+            for ref in reversed(refs):
+                try:
+                    live = await self.kube.get(ref)
+                except GitmoorError:
+                    continue
+                if live is None or not owned_by(app, live):
+                    continue
+                uid = live.get("metadata", {}).get("uid")
+                if await self.kube.delete(ref, propagation="Foreground", uid=uid):
+                    deleted.append(ref)
+        await self.kube.delete(store.app_ref(app.name, app.namespace))
+        return deleted
+
+
+def inventory(app: Application) -> list[ObjectRef]:
+    """What the app applied before: its status resources (Argo CD keeps the same list)."""
+    out = []
+    for r in app.status.get("resources") or []:
+        try:
+            out.append(
+                ObjectRef(
+                    r.get("group", ""), r["version"], r["kind"], r.get("namespace", ""), r["name"]
+                )
+            )
+        except KeyError:
+            continue
+    return out
+
+
+def _default_options(app: Application) -> SyncOptions:
+    auto = app.spec.sync_policy.automated
+    return SyncOptions(
+        prune=bool(auto and auto.prune),
+        allow_empty=bool(auto and auto.allow_empty),
+        create_namespace=app.spec.sync_policy.option("CreateNamespace"),
+    )
+
+
+def _conditions(app: Application, ctype: str | None, message: str) -> list[dict[str, str]]:
+    """The app's conditions after this comparison: at most one error or warning,
+    keeping lastTransitionTime when the same condition stands."""
+    if ctype is None:
+        return []
+    for c in app.status.get("conditions") or []:
+        if c.get("type") == ctype and c.get("message") == message:
+            return [c]
+    return [{"type": ctype, "message": message, "lastTransitionTime": store.now_iso()}]
+
+
+__all__ = ["Desired", "Engine", "inventory", "is_hook"]

@@ -1,0 +1,205 @@
+"""Compare an app's desired objects with the cluster: sync status and health.
+
+Each desired object is dry-run applied (server-side, field manager gitmoor)
+and the server's answer compared with the live object after normalisation, so
+defaulting, admission and other field managers never show up as drift (the
+approach of Argo CD's server-side diff and Flux's ssa.Diff). Objects of the
+inventory that the render no longer declares and that carry this app's
+tracking id "require pruning" and make the app OutOfSync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gitmoor.engine.health import health_of
+from gitmoor.engine.live import read_live
+from gitmoor.engine.normalize import IgnoreRule, ResourceDiff, compare
+from gitmoor.engine.plan import sync_options
+from gitmoor.engine.prepare import owned_by
+from gitmoor.kube import ApiError
+from gitmoor.model import (
+    GitmoorError,
+    Health,
+    HealthStatus,
+    JSONDict,
+    Manifest,
+    ObjectRef,
+    SyncStatus,
+)
+from gitmoor.model.application import HOOK_ANNOTATION
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from gitmoor.kube import KubeClient
+    from gitmoor.model.application import Application
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceStatus:
+    ref: ObjectRef
+    sync: SyncStatus
+    health: Health
+    diff: ResourceDiff | None = None
+    requires_pruning: bool = False
+    message: str = ""
+
+    def to_dict(self) -> JSONDict:
+        out: JSONDict = {
+            "group": self.ref.group,
+            "version": self.ref.version,
+            "kind": self.ref.kind,
+            "namespace": self.ref.namespace,
+            "name": self.ref.name,
+            "status": self.sync.value,
+            "health": {"status": self.health.status.value}
+            | ({"message": self.health.message} if self.health.message else {}),
+        }
+        if self.requires_pruning:
+            out["requiresPruning"] = True
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    revision: str
+    resources: tuple[ResourceStatus, ...]
+    live: dict[ObjectRef, JSONDict] = field(hash=False)
+
+    @property
+    def sync(self) -> SyncStatus:
+        if any(r.sync is SyncStatus.UNKNOWN for r in self.resources):
+            return SyncStatus.UNKNOWN
+        if any(r.sync is SyncStatus.OUT_OF_SYNC for r in self.resources):
+            return SyncStatus.OUT_OF_SYNC
+        return SyncStatus.SYNCED
+
+    @property
+    def health(self) -> Health:
+        """The worst health of the declared objects (pruning candidates do not count)."""
+        worst = Health.worst(r.health for r in self.resources if not r.requires_pruning)
+        if worst.status is not HealthStatus.HEALTHY and not worst.message:
+            bad = [r for r in self.resources if r.health.status is worst.status]
+            if bad:
+                return Health(worst.status, f"{bad[0].ref}: {worst.status.value}")
+        return worst
+
+
+def is_hook(m: Manifest) -> bool:
+    """Hooks run at their phase and are left out of sync status, as in Argo CD."""
+    return bool(m.annotations.get(HOOK_ANNOTATION, "").strip())
+
+
+def prune_disabled(obj: JSONDict) -> bool:
+    """``gitmoor.io/sync-options: Prune=false`` on the live object."""
+    try:
+        return not sync_options(obj).prune
+    except GitmoorError:
+        return False
+
+
+def ignore_rules(app: Application) -> tuple[IgnoreRule, ...]:
+    return tuple(
+        IgnoreRule(
+            group=i.group,
+            kind=i.kind,
+            name=i.name or None,
+            namespace=i.namespace or None,
+            json_pointers=i.json_pointers,
+        )
+        for i in app.spec.ignore_differences
+    )
+
+
+def same_object(a: ObjectRef, b: ObjectRef) -> bool:
+    """Equal but for the version: one object is served under every version of its group."""
+    return (a.group, a.kind, a.namespace, a.name) == (b.group, b.kind, b.namespace, b.name)
+
+
+def unversioned(ref: ObjectRef) -> tuple[str, str, str, str]:
+    return (ref.group, ref.kind, ref.namespace, ref.name)
+
+
+def prune_candidates(
+    app: Application,
+    desired: Sequence[Manifest],
+    inventory: Iterable[ObjectRef],
+    live: dict[ObjectRef, JSONDict],
+) -> list[ObjectRef]:
+    """Inventory objects no longer declared that exist and that this app owns.
+
+    An object without this app's tracking id is never a candidate, whatever the
+    inventory says: gitmoor deletes only what it can prove it created.
+    """
+    declared = {unversioned(m.ref) for m in desired}
+    out = []
+    for ref in inventory:
+        if unversioned(ref) in declared:
+            continue
+        obj = live.get(ref)
+        if obj is None or not owned_by(app, obj):
+            continue
+        out.append(ref)
+    return out
+
+
+async def dry_run(kube: KubeClient, m: Manifest) -> JSONDict:
+    return await kube.apply(m.obj, ref=m.ref, dry_run=True, force=True)
+
+
+async def compare_app(
+    app: Application,
+    revision: str,
+    desired: Sequence[Manifest],
+    kube: KubeClient,
+    inventory: Iterable[ObjectRef] = (),
+) -> Comparison:
+    inventory = list(inventory)
+    resources = [m for m in desired if not is_hook(m)]
+    live = await read_live(kube, [m.ref for m in resources] + inventory)
+    rules = ignore_rules(app)
+
+    async def one(m: Manifest) -> ResourceStatus:
+        current = live.get(m.ref)
+        if current is None:
+            # Shown as wholly added; the desired object stands in for the dry-run,
+            # which may fail before its namespace or CRD exists.
+            return ResourceStatus(
+                m.ref,
+                SyncStatus.OUT_OF_SYNC,
+                Health(HealthStatus.MISSING),
+                compare(m.ref, None, m.obj, rules),
+            )
+        try:
+            predicted = await dry_run(kube, m)
+        except ApiError as e:
+            return ResourceStatus(
+                m.ref,
+                SyncStatus.OUT_OF_SYNC,
+                health_of(current),
+                message=f"dry-run failed: {e.message}",
+            )
+        diff = compare(m.ref, current, predicted, rules)
+        sync = SyncStatus.OUT_OF_SYNC if diff.changed else SyncStatus.SYNCED
+        return ResourceStatus(m.ref, sync, health_of(current), diff)
+
+    statuses = list(await asyncio.gather(*(one(m) for m in resources)))
+    for ref in prune_candidates(app, resources, inventory, live):
+        obj = live[ref]
+        statuses.append(
+            ResourceStatus(
+                ref,
+                SyncStatus.OUT_OF_SYNC,
+                health_of(obj),
+                compare(ref, obj, None, rules),
+                requires_pruning=True,
+                message="no longer in Git"
+                + (" (Prune=false: kept)" if prune_disabled(obj) else ""),
+            )
+        )
+    return Comparison(revision, tuple(statuses), live)

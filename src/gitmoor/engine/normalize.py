@@ -1,0 +1,330 @@
+"""What counts as drift: normalisation, secret masking and the unified diff.
+
+gitmoor compares the *predicted* object (the server's answer to a server-side
+dry-run apply of the desired manifest) with the *live* one. Both come from the same
+API server, so defaulting, admission and other field managers already agree; what is
+left to remove is what the server changes on every write or owns outright:
+
+- ``metadata.managedFields``, ``resourceVersion``, ``uid``, ``generation``,
+  ``creationTimestamp``, ``selfLink``: bookkeeping the server writes. A dry-run
+  predicts a new ``resourceVersion``, ``generation`` and ``managedFields`` timestamps
+  even when nothing else changes (Flux's ``ssa`` strips the same fields before its
+  dry-run diff).
+- the annotations ``kubectl.kubernetes.io/last-applied-configuration`` (client-side
+  apply's record, stale under server-side apply) and
+  ``deployment.kubernetes.io/revision`` (the deployment controller's counter).
+- ``status``, for every kind: the dry-run echoes the live status (a patch cannot
+  change it through the main resource when there is a status subresource, and
+  manifests do not carry one when there is not), so any difference there is
+  a controller at work, not drift. Argo CD's ``ignoreResourceStatusField: all``.
+- the user's ``ignoreDifferences``: RFC 6901 JSON pointers per group/kind (and
+  optionally name/namespace), removed from both sides as Argo CD does, so a field
+  another actor owns (an HPA's ``/spec/replicas``) stops showing as drift.
+
+Secrets are then masked (``mask_secrets``) before anything is rendered, so no value of
+a Secret ever reaches a diff, a log or the Application's status.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from gitmoor.model import JSONDict, ObjectRef, UserInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+SERVER_OWNED_METADATA = (
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "selfLink",
+)
+IGNORED_ANNOTATIONS = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+)
+
+# Argo CD's mask (gitops-engine pkg/diff HideSecretData): "+" rather than "*", and
+# each further distinct value of one key gets four more, so a change stays visible.
+MASK = "++++++++"
+_MASK_GROWTH = "++++"
+
+_ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
+_BAD_ESCAPE = re.compile(r"~(?![01])")
+
+
+def parse_pointer(pointer: str) -> tuple[str, ...]:
+    """The reference tokens of an RFC 6901 JSON pointer, unescaped.
+
+    ``~1`` is ``/`` and ``~0`` is ``~``, unescaped in that order (RFC 6901 §4), so
+    ``/metadata/annotations/example.com~1owner`` names the key ``example.com/owner``.
+    The empty pointer (the whole document) is refused: ignoring a whole object is
+    not a difference rule but an exclusion.
+    """
+    if not pointer.startswith("/"):
+        raise UserInputError(
+            f"JSON pointer {pointer!r} must start with '/' (RFC 6901)", concerns="ignoreDifferences"
+        )
+    if _BAD_ESCAPE.search(pointer):
+        raise UserInputError(
+            f"JSON pointer {pointer!r}: '~' must be followed by 0 or 1 (RFC 6901)",
+            concerns="ignoreDifferences",
+        )
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
+
+
+def _remove(obj: Any, tokens: tuple[str, ...]) -> None:
+    """Delete the value ``tokens`` point at, if it exists; a missing path is a no-op."""
+    cur = obj
+    for i, token in enumerate(tokens):
+        final = i == len(tokens) - 1
+        if isinstance(cur, dict):
+            if token not in cur:
+                return
+            if final:
+                del cur[token]
+                return
+            cur = cur[token]
+        elif isinstance(cur, list):
+            # RFC 6901 array indices: no sign, no leading zeros; "-" (past the
+            # end) never names an existing element.
+            if not _ARRAY_INDEX.fullmatch(token) or int(token) >= len(cur):
+                return
+            if final:
+                del cur[int(token)]
+                return
+            cur = cur[int(token)]
+        else:
+            return
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRule:
+    """One ``ignoreDifferences`` entry of an Application (Argo CD's shape).
+
+    ``group`` is "" for the core group; ``group`` and ``kind`` may be ``*``. A rule
+    without ``name`` / ``namespace`` applies to every object of the kind.
+    """
+
+    group: str
+    kind: str
+    name: str | None = None
+    namespace: str | None = None
+    json_pointers: tuple[str, ...] = ()
+    _parsed: tuple[tuple[str, ...], ...] = field(
+        init=False, repr=False, compare=False, hash=False, default=()
+    )
+
+    def __post_init__(self) -> None:
+        # Accept any sequence (a list from a parsed spec) but store a tuple, and
+        # validate once, at construction, so a bad pointer is reported with the
+        # Application rather than on every comparison.
+        pointers = tuple(self.json_pointers)
+        object.__setattr__(self, "json_pointers", pointers)
+        object.__setattr__(self, "_parsed", tuple(parse_pointer(p) for p in pointers))
+
+    def matches(self, ref: ObjectRef) -> bool:
+        return (
+            self.group in ("*", ref.group)
+            and self.kind in ("*", ref.kind)
+            and (self.name is None or self.name == ref.name)
+            and (self.namespace is None or self.namespace == ref.namespace)
+        )
+
+    def apply(self, obj: JSONDict) -> None:
+        """Remove the rule's pointers from ``obj`` in place."""
+        for tokens in self._parsed:
+            _remove(obj, tokens)
+
+
+def _ref_of(obj: JSONDict) -> ObjectRef:
+    api_version = obj.get("apiVersion")
+    group, _, version = (
+        api_version.rpartition("/") if isinstance(api_version, str) else ("", "", "")
+    )
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    return ObjectRef(
+        group,
+        version,
+        str(obj.get("kind") or ""),
+        str(meta.get("namespace") or ""),
+        str(meta.get("name") or ""),
+    )
+
+
+def normalize(obj: JSONDict, ignore: Sequence[IgnoreRule] = ()) -> JSONDict:
+    """A copy of ``obj`` without the fields that never count as drift (see module doc)."""
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        for key in SERVER_OWNED_METADATA:
+            meta.pop(key, None)
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict):
+            for key in IGNORED_ANNOTATIONS:
+                annotations.pop(key, None)
+    if ignore:
+        ref = _ref_of(out)
+        for rule in ignore:
+            if rule.matches(ref):
+                rule.apply(out)
+    if isinstance(meta, dict) and meta.get("annotations") == {}:
+        # Emptied above or by a rule: {} on one side and no key on the other is
+        # no difference.
+        del meta["annotations"]
+    return out
+
+
+def _is_secret(obj: JSONDict | None) -> bool:
+    return obj is not None and obj.get("apiVersion") == "v1" and obj.get("kind") == "Secret"
+
+
+def _fold_string_data(secret: JSONDict) -> None:
+    """Move ``stringData`` into ``data``, base64-encoded, as the API server does on write.
+
+    gitops-engine ``NormalizeSecret``: a manifest with ``stringData`` and a live
+    object with the same value in ``data`` are the same Secret.
+    """
+    string_data = secret.pop("stringData", None)
+    if not isinstance(string_data, dict):
+        return
+    data = secret.get("data")
+    if not isinstance(data, dict):
+        data = secret["data"] = {}
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(str(value or "").encode()).decode()
+
+
+def mask_secrets(
+    live: JSONDict | None, predicted: JSONDict | None
+) -> tuple[JSONDict | None, JSONDict | None]:
+    """Copies of a Secret's two sides with every value masked, differences kept.
+
+    Argo CD's ``HideSecretData``: per key, the first distinct value seen gets
+    ``MASK`` and each further distinct value a longer mask. Live is seen first, so an
+    unchanged value shows ``++++++++`` on both sides and a changed one
+    ``++++++++`` → ``++++++++++++``: the diff says *that* it changed, never *what*.
+    Objects other than Secrets are returned as they are (not copied).
+    """
+    if not (_is_secret(live) or _is_secret(predicted)):
+        return live, predicted
+    sides = [copy.deepcopy(o) if o is not None else None for o in (live, predicted)]
+    keys: dict[str, None] = {}
+    for side in sides:
+        if side is None:
+            continue
+        _fold_string_data(side)
+        data = side.get("data")
+        if isinstance(data, dict):
+            keys.update(dict.fromkeys(data))
+        annotations = (side.get("metadata") or {}).get("annotations")
+        if isinstance(annotations, dict) and IGNORED_ANNOTATIONS[0] in annotations:
+            # client-side apply's record holds the whole Secret, values included.
+            annotations[IGNORED_ANNOTATIONS[0]] = MASK
+    for key in keys:
+        masks: dict[str, str] = {}
+        for side in sides:
+            data = side.get("data") if side is not None else None
+            if not isinstance(data, dict) or key not in data:
+                continue
+            value = "" if data[key] is None else str(data[key])
+            if value not in masks:
+                masks[value] = MASK + _MASK_GROWTH * len(masks)
+            data[key] = masks[value]
+    return sides[0], sides[1]
+
+
+def mask_secret(obj: JSONDict) -> JSONDict:
+    """A copy of one Secret with every value replaced by ``MASK``; other kinds unchanged."""
+    masked, _ = mask_secrets(obj, None)
+    return masked if masked is not None else obj
+
+
+class _DiffDumper(yaml.SafeDumper):
+    """Multi-line strings as ``|`` blocks, so a changed line of a script or a config
+    file shows as that one line in the diff rather than as one long quoted scalar."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_DiffDumper.add_representer(str, _represent_str)
+
+
+def _dump(obj: JSONDict | None) -> list[str]:
+    if obj is None:
+        return []
+    text = yaml.dump(
+        obj, Dumper=_DiffDumper, sort_keys=True, default_flow_style=False, allow_unicode=True
+    )
+    return text.splitlines(keepends=True)
+
+
+def object_path(ref: ObjectRef) -> str:
+    """``Deployment.apps/shop/web``, or ``Namespace/shop`` when cluster-scoped."""
+    parts = (
+        [ref.group_kind, ref.namespace, ref.name] if ref.namespace else [ref.group_kind, ref.name]
+    )
+    return "/".join(parts)
+
+
+def unified_diff(ref: ObjectRef, live: JSONDict | None, predicted: JSONDict | None) -> str:
+    """A unified diff from live to desired of the YAML dumps; "" when they are equal.
+
+    Keys are sorted so that the diff shows changes, not key order. A missing side
+    (object to create, or to prune) is an empty file.
+    """
+    path = object_path(ref)
+    return "".join(
+        difflib.unified_diff(
+            _dump(live), _dump(predicted), fromfile=f"live/{path}", tofile=f"desired/{path}"
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceDiff:
+    """One object compared: the normalised, masked sides and the diff between them.
+
+    ``live`` and ``predicted`` are what the diff was made from, so they are safe to
+    show or store: Secret values are masked in them too.
+    """
+
+    ref: ObjectRef
+    live: JSONDict | None = field(hash=False)
+    predicted: JSONDict | None = field(hash=False)
+    diff: str
+    changed: bool
+
+
+def compare(
+    ref: ObjectRef,
+    live: JSONDict | None,
+    predicted: JSONDict | None,
+    ignore: Sequence[IgnoreRule] = (),
+) -> ResourceDiff:
+    """Normalise both sides, mask Secrets, and diff.
+
+    ``changed`` is whether the diff is non-empty: what the user sees and what the
+    sync status says cannot disagree.
+    """
+    masked_live, masked_predicted = mask_secrets(
+        normalize(live, ignore) if live is not None else None,
+        normalize(predicted, ignore) if predicted is not None else None,
+    )
+    diff = unified_diff(ref, masked_live, masked_predicted)
+    return ResourceDiff(ref, masked_live, masked_predicted, diff, changed=bool(diff))

@@ -1,0 +1,116 @@
+"""Make rendered manifests ready to apply: namespaces and ownership.
+
+Every object gets the app's tracking id (annotation) and instance label, so
+that prune and delete can prove that gitmoor owns an object before touching it
+(Argo CD's annotation tracking). Namespaced objects without a namespace get the
+destination namespace; discovery decides what is namespaced, and a kind that a
+CRD of the same render defines is judged by that CRD's ``spec.scope`` (it is
+not served yet before the first sync).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gitmoor.kube import UnknownKindError
+from gitmoor.model import Manifest, ObjectRef, UserInputError
+from gitmoor.model.application import INSTANCE_LABEL, TRACKING_ANNOTATION
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from gitmoor.kube import KubeClient
+    from gitmoor.model.application import Application
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareOptions:
+    #: namespaces other than the destination that manifests may name (a project's
+    #: allow-list); "*" allows any
+    allowed_namespaces: frozenset[str] = frozenset()
+
+
+def _crd_scopes(manifests: Sequence[Manifest]) -> dict[tuple[str, str], bool]:
+    scopes: dict[tuple[str, str], bool] = {}
+    for m in manifests:
+        if m.ref.kind == "CustomResourceDefinition" and m.ref.group == "apiextensions.k8s.io":
+            spec = m.obj.get("spec") or {}
+            kind = (spec.get("names") or {}).get("kind")
+            if kind:
+                scopes[(str(spec.get("group", "")), kind)] = spec.get("scope") == "Namespaced"
+    return scopes
+
+
+async def prepare(
+    app: Application,
+    manifests: Sequence[Manifest],
+    kube: KubeClient,
+    options: PrepareOptions | None = None,
+) -> tuple[Manifest, ...]:
+    """Namespaced, tracked copies of ``manifests``; the input is not modified."""
+    options = options or PrepareOptions()
+    dest = app.spec.destination.namespace
+    crd_scopes = _crd_scopes(manifests)
+    out: list[Manifest] = []
+    for m in manifests:
+        ref = m.ref
+        where = str(m.source) if m.source else str(ref)
+        try:
+            namespaced = (await kube.resource_for(ref)).namespaced
+        except UnknownKindError:
+            if (ref.group, ref.kind) not in crd_scopes:
+                raise UserInputError(
+                    f"unknown kind {ref.kind} in {ref.api_version}: the cluster does not serve it "
+                    "and no CustomResourceDefinition in this app defines it",
+                    concerns=where,
+                ) from None
+            namespaced = crd_scopes[(ref.group, ref.kind)]
+        obj = copy.deepcopy(m.obj)
+        meta = obj.setdefault("metadata", {})
+        if namespaced:
+            ns = ref.namespace or dest
+            if (
+                ns != dest
+                and "*" not in options.allowed_namespaces
+                and ns not in options.allowed_namespaces
+            ):
+                raise UserInputError(
+                    f"{ref} names namespace {ns!r}, but the app deploys to {dest!r} "
+                    "and its project allows no other namespace",
+                    concerns=where,
+                )
+            meta["namespace"] = ns
+        else:
+            # Cluster-scoped objects have no namespace; a stray one is dropped, as kubectl does.
+            meta.pop("namespace", None)
+            ns = ""
+        ref = ObjectRef(ref.group, ref.version, ref.kind, ns, ref.name)
+        annotations = meta.setdefault("annotations", {}) or {}
+        meta["annotations"] = annotations
+        annotations[TRACKING_ANNOTATION] = app.tracking_id(ref.group, ref.kind, ns, ref.name)
+        labels = meta.setdefault("labels", {}) or {}
+        meta["labels"] = labels
+        labels[INSTANCE_LABEL] = app.name
+        out.append(Manifest(ref, obj, m.source))
+    seen: dict[ObjectRef, Manifest] = {}
+    for m in out:
+        key = ObjectRef(m.ref.group, "", m.ref.kind, m.ref.namespace, m.ref.name)
+        if key in seen:
+            raise UserInputError(
+                f"{m.ref} is declared twice: at {seen[key].source} and at {m.source}",
+                concerns=str(m.ref),
+            )
+        seen[key] = m
+    return tuple(out)
+
+
+def owned_by(app: Application, obj: dict[str, object]) -> bool:
+    """True when the live object carries this app's tracking id (and nothing else's)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return False
+    annotations = meta.get("annotations") or {}
+    value = annotations.get(TRACKING_ANNOTATION, "") if isinstance(annotations, dict) else ""
+    return isinstance(value, str) and value.startswith(app.tracking_prefix)

@@ -1,0 +1,120 @@
+"""Repository credentials kept as Kubernetes Secrets, the way Argo CD keeps them.
+
+A Secret labelled ``gitmoor.io/secret-type: repository`` in gitmoor's namespace
+holds ``url`` (a repository URL or a prefix of many) and ``username`` +
+``password`` (https; a token goes in ``password``) or ``sshPrivateKey`` (+
+``knownHosts``). The longest matching URL prefix wins.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gitmoor.model import ObjectRef
+from gitmoor.model.application import DEFAULT_NAMESPACE, REPO_SECRET_LABEL
+from gitmoor.source import RepoCredentials, redact_url
+
+if TYPE_CHECKING:
+    from gitmoor.kube import KubeClient
+
+
+@dataclass(frozen=True, slots=True)
+class RepoEntry:
+    name: str
+    url: str
+    auth: str  # "https", "ssh" or "none": never the secret itself
+
+
+def _decode(data: dict[str, str], key: str) -> str | None:
+    value = data.get(key)
+    return base64.b64decode(value).decode() if value else None
+
+
+def secret_name(url: str) -> str:
+    return "repo-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
+async def _secrets(kube: KubeClient, namespace: str) -> list[dict[str, object]]:
+    ar = await kube.resource("", "v1", "Secret")
+    return (await kube.list(ar, namespace, label_selector=f"{REPO_SECRET_LABEL}=repository")).items
+
+
+async def load_credentials(
+    kube: KubeClient, namespace: str = DEFAULT_NAMESPACE
+) -> list[RepoCredentials]:
+    out = []
+    for s in await _secrets(kube, namespace):
+        data = s.get("data") or {}
+        assert isinstance(data, dict)
+        url = _decode(data, "url")
+        if not url:
+            continue
+        out.append(
+            RepoCredentials(
+                url_prefix=url,
+                username=_decode(data, "username"),
+                password=_decode(data, "password"),
+                ssh_private_key=_decode(data, "sshPrivateKey"),
+                known_hosts=_decode(data, "knownHosts"),
+                insecure_ignore_host_key=_decode(data, "insecureIgnoreHostKey") == "true",
+            )
+        )
+    return out
+
+
+async def list_repos(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> list[RepoEntry]:
+    entries = []
+    for s in await _secrets(kube, namespace):
+        data = s.get("data") or {}
+        assert isinstance(data, dict)
+        url = _decode(data, "url") or ""
+        auth = "ssh" if data.get("sshPrivateKey") else "https" if data.get("password") else "none"
+        meta = s.get("metadata") or {}
+        assert isinstance(meta, dict)
+        entries.append(RepoEntry(str(meta.get("name", "")), redact_url(url), auth))
+    return sorted(entries, key=lambda e: e.url)
+
+
+async def add_repo(
+    kube: KubeClient,
+    url: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ssh_private_key: str | None = None,
+    known_hosts: str | None = None,
+    insecure_ignore_host_key: bool = False,
+    namespace: str = DEFAULT_NAMESPACE,
+) -> str:
+    """Write (or replace) the credential Secret for ``url``; returns its name."""
+    fields = {
+        "url": url,
+        "username": username,
+        "password": password,
+        "sshPrivateKey": ssh_private_key,
+        "knownHosts": known_hosts,
+        "insecureIgnoreHostKey": "true" if insecure_ignore_host_key else None,
+    }
+    name = secret_name(url)
+    await kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {REPO_SECRET_LABEL: "repository"},
+            },
+            "stringData": {k: v for k, v in fields.items() if v is not None},
+        },
+        force=True,
+    )
+    return name
+
+
+async def remove_repo(kube: KubeClient, url: str, namespace: str = DEFAULT_NAMESPACE) -> bool:
+    return await kube.delete(ObjectRef("", "v1", "Secret", namespace, secret_name(url)))

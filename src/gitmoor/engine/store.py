@@ -1,0 +1,117 @@
+"""Applications in the cluster: the API server is gitmoor's only database.
+
+Spec, requested operation, operation state, history and status all live in the
+Application object (as Argo CD keeps them), so a controller that restarts
+loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from gitmoor.crds import application_crd
+from gitmoor.kube import NotFoundError, wait_for
+from gitmoor.model import ObjectRef, UserInputError
+from gitmoor.model.application import (
+    API_VERSION,
+    DEFAULT_NAMESPACE,
+    GROUP,
+    KIND,
+    VERSION,
+    Application,
+    parse_application,
+)
+
+if TYPE_CHECKING:
+    from gitmoor.kube import KubeClient
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def app_ref(name: str, namespace: str = DEFAULT_NAMESPACE) -> ObjectRef:
+    return ObjectRef(GROUP, VERSION, KIND, namespace, name)
+
+
+async def install(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> None:
+    """Install (or upgrade) the CRD and create the Applications' namespace."""
+    crd = application_crd()
+    await kube.apply(crd, force=True)
+    ref = ObjectRef(
+        "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "", crd["metadata"]["name"]
+    )
+
+    async def established() -> bool:
+        live = await kube.get(ref)
+        conds = (live or {}).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+
+    await wait_for(established, within=30, what="the Application CRD to be Established")
+    kube.invalidate_discovery()
+    await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+
+
+async def get_app(kube: KubeClient, name: str, namespace: str = DEFAULT_NAMESPACE) -> Application:
+    obj = await kube.get(app_ref(name, namespace))
+    if obj is None:
+        raise UserInputError(f"application {namespace}/{name} not found", concerns=name)
+    return parse_application(obj)
+
+
+async def list_apps(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> list[Application]:
+    ar = await kube.resource(GROUP, VERSION, KIND)
+    listed = await kube.list(ar, namespace)
+    return [parse_application(o) for o in sorted(listed.items, key=lambda o: o["metadata"]["name"])]
+
+
+async def save_app(
+    kube: KubeClient, manifest: dict[str, Any], *, upsert: bool = False
+) -> Application:
+    """Create an Application (or, with ``upsert``, update its spec)."""
+    parse_application(manifest)  # validate before anything is written
+    if not upsert:
+        existing = await kube.get(ObjectRef.of(manifest))
+        if existing is not None:
+            name = manifest["metadata"]["name"]
+            raise UserInputError(f"application {name} already exists (use `app set` to change it)")
+    return parse_application(await kube.apply(manifest, force=True))
+
+
+async def patch_status(kube: KubeClient, app: Application, status: dict[str, Any]) -> Application:
+    """Merge ``status`` into the Application's status subresource."""
+    obj = await kube.merge_patch(
+        app_ref(app.name, app.namespace), {"status": status}, subresource="status"
+    )
+    return parse_application(obj)
+
+
+async def set_operation(
+    kube: KubeClient, app: Application, operation: dict[str, Any] | None
+) -> Application:
+    """Request an operation (or clear it with None), as Argo CD's ``operation`` field."""
+    try:
+        obj = await kube.merge_patch(app_ref(app.name, app.namespace), {"operation": operation})
+    except NotFoundError as e:
+        raise UserInputError(f"application {app.namespace}/{app.name} not found") from e
+    return parse_application(obj)
+
+
+async def patch_spec(kube: KubeClient, app: Application, spec_patch: dict[str, Any]) -> Application:
+    obj = await kube.merge_patch(app_ref(app.name, app.namespace), {"spec": spec_patch})
+    return parse_application(obj)
+
+
+__all__ = [
+    "API_VERSION",
+    "app_ref",
+    "get_app",
+    "install",
+    "list_apps",
+    "now_iso",
+    "patch_spec",
+    "patch_status",
+    "save_app",
+    "set_operation",
+]

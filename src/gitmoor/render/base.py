@@ -1,0 +1,90 @@
+"""The renderer interface and the data it takes: an opened app and its options."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gitmoor.model import JSONDict, RenderResult
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    """How to render an app; each field says which renderer reads it.
+
+    Mirrors the parts of Argo CD's ``spec.source.helm`` / ``kustomize`` that change
+    the output. ``timeout`` is the only field that does not, so it is left out of
+    :meth:`cache_key`.
+    """
+
+    #: Helm release name; empty means helm's own default for ``helm template``
+    #: (``release-name``). The engine passes the app name, as Argo CD does.
+    release_name: str = ""
+    #: Helm ``--namespace`` (``.Release.Namespace``); empty means ``default``, never
+    #: the namespace of whatever kubeconfig context happens to be active.
+    namespace: str = ""
+    #: Helm value files, relative to the app path; an absolute path is taken
+    #: relative to the repository root (Argo CD's rule). All must stay inside it.
+    value_files: tuple[str, ...] = ()
+    #: Helm inline values, applied after the value files so they win (Argo CD order).
+    values: JSONDict = field(default_factory=dict, hash=False)
+    #: Helm ``--kube-version`` / ``--api-versions``, so charts that branch on
+    #: ``.Capabilities`` render for the target cluster, not for helm's defaults.
+    kube_version: str = ""
+    api_versions: tuple[str, ...] = ()
+    #: Helm: render the chart's ``crds/`` directory too (``--include-crds``).
+    include_crds: bool = True
+    #: Helm: leave out ``helm.sh/hook: test`` manifests (``--skip-tests``).
+    skip_tests: bool = False
+    #: Kustomize: let resources/components name git or HTTP URLs. Off by default:
+    #: a remote base makes the render depend on something other than the commit.
+    allow_remote_bases: bool = False
+    #: Seconds each external tool may run before the render is abandoned.
+    timeout: float = 120.0
+
+    def cache_key(self) -> str:
+        """A canonical string of every field that can change the rendered output."""
+        fields = asdict(self)
+        del fields["timeout"]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+@dataclass(frozen=True, slots=True)
+class AppSource:
+    """One app inside a checked-out repository, already checked by ``open_app``.
+
+    ``root`` and ``app_dir`` are resolved (no symlinks, no ``..``), and ``app_dir`` is
+    inside ``root``; ``path`` is the normalised POSIX path of ``app_dir`` from ``root``.
+    """
+
+    root: Path
+    app_dir: Path
+    path: str
+    revision: str
+
+    def repo_relative(self, p: Path) -> str:
+        """``p`` as users see it in their repository, for messages."""
+        try:
+            return p.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(p)
+
+    def app_relative(self, p: Path) -> str:
+        """``p`` relative to the app path, the form ``Source.file`` takes."""
+        try:
+            return p.relative_to(self.app_dir).as_posix()
+        except ValueError:
+            return self.repo_relative(p)
+
+
+class Renderer(Protocol):
+    """Turns one app at one commit into manifests; raises ``UserInputError`` on bad input."""
+
+    @property
+    def name(self) -> str: ...
+
+    def render(self, app: AppSource, options: RenderOptions) -> RenderResult: ...

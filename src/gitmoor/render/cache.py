@@ -1,0 +1,94 @@
+"""A bounded in-memory cache of renders, keyed by what determines the output.
+
+A render is a pure function of (commit, path, options): the commit pins every
+file it reads, and remote bases are refused by default. So a commit is rendered
+once per path and options, however often the controller reconciles, until the
+entry is evicted. ``revision`` must therefore be a commit id, not a branch name.
+The checkout's location is not part of the key: two checkouts of one commit
+hold the same files.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Protocol
+
+from gitmoor.render.app import render_app
+from gitmoor.render.base import RenderOptions
+from gitmoor.render.paths import normalise_relative
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gitmoor.model import RenderResult
+
+
+class RenderFunction(Protocol):
+    def __call__(
+        self, root: Path, path: str, revision: str, options: RenderOptions | None = None
+    ) -> RenderResult: ...
+
+
+_Key = tuple[str, str, str]
+
+
+class RenderCache:
+    """LRU of successful renders; safe to share between threads.
+
+    Concurrent requests for one key wait for the first render instead of running
+    kustomize or helm again. Failures are not cached: the next call renders
+    again (the error may have been a timeout, or the binary was missing).
+    Each call returns its own copy of the manifests, because later steps
+    (adding tracking ids, defaulting namespaces) change objects in place and
+    must not change what the next reconcile gets from here.
+    """
+
+    def __init__(self, maxsize: int = 256, render: RenderFunction = render_app) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self._render = render
+        self._entries: OrderedDict[_Key, RenderResult] = OrderedDict()
+        self._inflight: dict[_Key, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def get_or_render(
+        self, root: Path, path: str, revision: str, options: RenderOptions | None = None
+    ) -> RenderResult:
+        options = options or RenderOptions()
+        key = (revision, normalise_relative(path, what="app path"), options.cache_key())
+        while True:
+            with self._lock:
+                hit = self._entries.get(key)
+                if hit is not None:
+                    self._entries.move_to_end(key)
+                    return copy.deepcopy(hit)
+                waiting = self._inflight.get(key)
+                if waiting is None:
+                    done = self._inflight[key] = threading.Event()
+                    break
+            # Another thread renders this key: wait, then look again (if it
+            # failed, this thread becomes the one that renders).
+            waiting.wait()
+        try:
+            result = self._render(root, path, revision, options)
+            with self._lock:
+                self._entries[key] = result
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.maxsize:
+                    self._entries.popitem(last=False)
+            return copy.deepcopy(result)
+        finally:
+            with self._lock:
+                del self._inflight[key]
+            done.set()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

@@ -1,0 +1,434 @@
+"""The git cache: resolve revisions, and trees of exact commits fetched once.
+
+Layout under the root (``$GITMOOR_CACHE_DIR/git``, default
+``~/.cache/gitmoor/git``); everything here may be deleted at any time::
+
+    .home/                  the private HOME of every git process (see git.py)
+    <key>/                  one repository; key = sha256 of its normalised URL
+    <key>/url               that URL, for people looking at the cache
+    <key>/.lock             flock(2) taken while fetching or exporting
+    <key>/mirror.git/       bare, shallow: only the commits asked for
+    <key>/<commit>/         the tree of that commit: no .git, read-only
+
+A checkout is fetched with ``git fetch --depth=1 <url> <sha>``, which git
+servers answer over protocol v2 (and GitHub, GitLab and Gitea over v0 too); a
+server that refuses a bare SHA gets a full fetch of its branches and tags
+instead, as Argo CD's repo-server falls back to fetching all refs. The tree is
+written with ``read-tree`` + ``checkout-index`` into a private index, then
+renamed into place, so a ``<commit>`` directory that exists is complete and
+the fast path needs no lock. Ten applications on one repository at one
+commit fetch once: a per-repository lock (a thread lock inside the process,
+``flock`` across processes sharing the cache) lets the first fetch and the
+others find the directory.
+
+The controller is asyncio: the ``*_async`` methods run the blocking ones in a
+thread (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import stat
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitmoor.model import UserInputError
+from gitmoor.source.creds import git_auth
+from gitmoor.source.git import DEFAULT_TIMEOUT, Git, classify
+from gitmoor.source.revisions import is_full_sha, resolve_revision
+from gitmoor.source.urls import RepoURL, parse_repo_url, validate_revision
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from gitmoor.source.creds import RepoCredentials
+
+log = logging.getLogger(__name__)
+
+ENV_CACHE_DIR = "GITMOOR_CACHE_DIR"
+MIRROR = "mirror.git"
+
+# What a server says when it will not (or cannot) serve a commit by SHA.
+_SHA_REFUSED = re.compile(
+    r"not our ref|unadvertised object|couldn't find remote ref|no such remote ref"
+    r"|want .* not valid",
+    re.IGNORECASE,
+)
+
+
+def default_cache_dir() -> Path:
+    """``$GITMOOR_CACHE_DIR/git``, else ``$XDG_CACHE_HOME/gitmoor/git``, else ``~/.cache/gitmoor/git``.
+
+    ``GITMOOR_CACHE_DIR`` names gitmoor's cache as a whole, so that the render
+    cache can live beside this one under the same variable.
+    """
+    base = os.environ.get(ENV_CACHE_DIR)
+    if base:
+        return Path(base).expanduser() / "git"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    root = Path(xdg) if xdg else Path.home() / ".cache"
+    return root / "gitmoor" / "git"
+
+
+@dataclass
+class CacheStats:
+    """Counters of the work a cache did, for metrics and tests."""
+
+    ls_remotes: int = 0
+    fetches: int = 0
+    exports: int = 0
+    hits: int = 0
+
+
+class GitCache:
+    """Revision resolution and commit checkouts over one cache root.
+
+    One instance per root is enough for a process (see :func:`get_cache`);
+    every method is safe to call from many threads at once.
+    """
+
+    def __init__(self, root: Path | str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        # Absolute: git runs with its working directory in .home, and ignores
+        # relative GIT_CEILING_DIRECTORIES.
+        base = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.root = base.absolute()
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.git = Git(self.root / ".home", timeout=timeout)
+        self.stats = CacheStats()
+        self._stats_lock = threading.Lock()
+        self._locks: dict[Path, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # --- public API -------------------------------------------------------------
+
+    def resolve(
+        self, repo_url: str, target_revision: str, creds: RepoCredentials | None = None
+    ) -> str:
+        """The full commit SHA ``target_revision`` names in ``repo_url`` now.
+
+        Raises UserInputError for a refused URL or revision or one not found,
+        RetryableError when the server cannot be reached, PermanentError when
+        it refuses the credentials.
+        """
+        repo = parse_repo_url(repo_url)
+        revision = validate_revision(target_revision, repo)
+        if not is_full_sha(revision):
+            self._count("ls_remotes")
+        found = resolve_revision(self.git, repo, revision, creds)
+        log.info(
+            "revision resolved url=%s revision=%r commit=%s ref=%s",
+            repo.redacted,
+            target_revision,
+            found.commit,
+            found.ref,
+        )
+        return found.commit
+
+    def checkout(self, repo_url: str, commit: str, creds: RepoCredentials | None = None) -> Path:
+        """A read-only directory holding exactly the tree of ``commit`` (no ``.git``).
+
+        ``commit`` must be a full SHA (from :meth:`resolve`). The directory is
+        shared by every caller asking for the same repository and commit and
+        stays valid until the cache is cleaned; callers must not write into it.
+        """
+        repo = parse_repo_url(repo_url)
+        sha = self._valid_commit(commit, repo)
+        repo_dir = self.repo_dir(repo)
+        dest = repo_dir / sha
+        if dest.is_dir():
+            self._count("hits")
+            return dest
+        with self._repo_lock(repo_dir):
+            if dest.is_dir():
+                self._count("hits")
+                return dest
+            mirror = self._mirror(repo_dir, repo)
+            if not self._has_commit(mirror, repo, sha):
+                self._fetch(mirror, repo, sha, creds)
+            self._export(mirror, repo, sha, dest)
+        return dest
+
+    async def resolve_async(
+        self, repo_url: str, target_revision: str, creds: RepoCredentials | None = None
+    ) -> str:
+        """:meth:`resolve` in a worker thread."""
+        return await asyncio.to_thread(self.resolve, repo_url, target_revision, creds)
+
+    async def checkout_async(
+        self, repo_url: str, commit: str, creds: RepoCredentials | None = None
+    ) -> Path:
+        """:meth:`checkout` in a worker thread."""
+        return await asyncio.to_thread(self.checkout, repo_url, commit, creds)
+
+    def repo_dir(self, repo: RepoURL | str) -> Path:
+        """The cache directory of a repository (every spelling of one URL shares it)."""
+        parsed = repo if isinstance(repo, RepoURL) else parse_repo_url(repo)
+        key = hashlib.sha256(parsed.normalized.encode()).hexdigest()[:32]
+        path = self.root / key
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "url").write_text(parsed.normalized + "\n", encoding="utf-8")
+        return path
+
+    # --- steps ------------------------------------------------------------------
+
+    def _valid_commit(self, commit: str, repo: RepoURL) -> str:
+        text = commit.strip() if isinstance(commit, str) else ""
+        if not is_full_sha(text):
+            raise UserInputError(
+                f"cannot check out {commit!r} from {repo.redacted}: a full commit SHA is "
+                "needed (resolve the revision first)",
+                concerns=repo.redacted,
+            )
+        return text.lower()
+
+    def _mirror(self, repo_dir: Path, repo: RepoURL) -> Path:
+        mirror = repo_dir / MIRROR
+        if (mirror / "HEAD").is_file():
+            return mirror
+        # Initialise beside and rename, so a crash never leaves half a mirror.
+        staging = repo_dir / f".tmp-mirror-{uuid.uuid4().hex[:12]}"
+        try:
+            # --template= : no sample hooks or info/exclude from the system templates.
+            self.git.run(
+                ["init", "--quiet", "--bare", "--template=", "--", str(staging)],
+                repo=repo,
+                action="create a cache mirror for",
+            )
+            _force_rmtree(mirror)
+            staging.rename(mirror)
+        finally:
+            _force_rmtree(staging)
+        return mirror
+
+    def _has_commit(self, mirror: Path, repo: RepoURL, sha: str) -> bool:
+        out = self.git.run(
+            ["cat-file", "-e", f"{sha}^{{commit}}"],
+            repo=repo,
+            git_dir=mirror,
+            action="read the cache of",
+            check=False,
+        )
+        return out.returncode == 0
+
+    def _fetch(self, mirror: Path, repo: RepoURL, sha: str, creds: RepoCredentials | None) -> None:
+        with git_auth(repo, creds) as auth:
+            self._count("fetches")
+            log.info("git fetch url=%s commit=%s depth=1", repo.redacted, sha)
+            out = self.git.run(
+                [
+                    "fetch",
+                    "--quiet",
+                    "--depth=1",
+                    "--no-tags",
+                    "--no-recurse-submodules",
+                    "--",
+                    repo.raw,
+                    f"+{sha}:refs/gitmoor/commits/{sha}",
+                ],
+                repo=repo,
+                auth=auth,
+                git_dir=mirror,
+                action="fetch from",
+                check=False,
+            )
+            if out.returncode == 0:
+                return
+            if not _SHA_REFUSED.search(out.stderr):
+                raise classify(out.stderr, repo=repo, action="fetch from")
+            # The server will not hand out this SHA alone: take its branches
+            # and tags whole, then look again.
+            self._count("fetches")
+            log.info("git fetch url=%s commit=%s depth=full reason=sha-refused", repo.redacted, sha)
+            shallow = (mirror / "shallow").is_file()
+            self.git.run(
+                [
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--no-recurse-submodules",
+                    *(["--unshallow"] if shallow else []),
+                    "--",
+                    repo.raw,
+                    "+refs/heads/*:refs/gitmoor/heads/*",
+                    "+refs/tags/*:refs/gitmoor/tags/*",
+                ],
+                repo=repo,
+                auth=auth,
+                git_dir=mirror,
+                action="fetch from",
+            )
+        if not self._has_commit(mirror, repo, sha):
+            raise UserInputError(
+                f"commit {sha} not found in {repo.redacted}", concerns=repo.redacted
+            )
+
+    def _export(self, mirror: Path, repo: RepoURL, sha: str, dest: Path) -> None:
+        staging = dest.parent / f".tmp-{sha}-{uuid.uuid4().hex[:12]}"
+        index = staging.with_name(staging.name + ".index")
+        staging.mkdir()
+        self._count("exports")
+        try:
+            # A private index keeps the shared mirror untouched; checkout-index
+            # writes files, modes and symlinks as a checkout would, without .git.
+            env = {"GIT_INDEX_FILE": str(index)}
+            self.git.run(
+                ["read-tree", "--", sha],
+                repo=repo,
+                git_dir=mirror,
+                extra_env=env,
+                action="read the cache of",
+            )
+            self.git.run(
+                [f"--work-tree={staging}", "checkout-index", "--all", "--force"],
+                repo=repo,
+                git_dir=mirror,
+                extra_env=env,
+                action="write a checkout of",
+            )
+            _check_symlinks(staging, repo, sha)
+            _make_read_only(staging)
+            staging.rename(dest)
+            log.info("checkout ready url=%s commit=%s path=%s", repo.redacted, sha, dest)
+        finally:
+            _force_rmtree(staging)
+            index.unlink(missing_ok=True)
+
+    # --- plumbing ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _repo_lock(self, repo_dir: Path) -> Iterator[None]:
+        with self._locks_lock:
+            lock = self._locks.setdefault(repo_dir, threading.Lock())
+        with lock:
+            fd = os.open(repo_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+
+def _check_symlinks(root: Path, repo: RepoURL, sha: str) -> None:
+    """Refuse a tree with a symlink that leaves it.
+
+    A link to ``/etc/passwd`` or ``../../other-app`` would let a renderer read
+    files of the host or of another repository; Argo CD refuses such
+    repositories for the same reason (CVE-2022-24904, ``CheckOutOfBoundsSymlinks``).
+    """
+    # Resolved, not lexically normalised: with ``d -> .``, ``d/../x`` looks
+    # inside but resolves to the parent of the tree.
+    base = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in (*dirnames, *filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(base):
+                raise UserInputError(
+                    f"{repo.redacted} at commit {sha} has a symlink "
+                    f"{str(path.relative_to(base))!r} that points outside the repository",
+                    concerns=repo.redacted,
+                )
+
+
+def _make_read_only(root: Path) -> None:
+    """Owner-only, no write bits: the tree is shared by every app on this commit.
+
+    Owner-only as well, since a private repository's files must not become
+    readable by other users of the machine through the cache.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                path.chmod(stat.S_IMODE(path.lstat().st_mode) & 0o500)
+    root.chmod(0o500)
+
+
+def _force_rmtree(path: Path) -> None:
+    """Remove a tree even where :func:`_make_read_only` took the write bits."""
+    if not os.path.lexists(path):
+        return
+
+    def retry(func: Callable[..., object], p: str, _exc: object) -> None:
+        with contextlib.suppress(OSError):
+            Path(p).parent.chmod(0o700)
+            if not Path(p).is_symlink():
+                Path(p).chmod(0o700)
+        with contextlib.suppress(OSError):
+            func(p)
+
+    shutil.rmtree(path, onerror=retry)
+
+
+# --- module-level API over one cache per root -------------------------------------
+
+_caches: dict[Path, GitCache] = {}
+_caches_lock = threading.Lock()
+
+
+def get_cache(root: Path | str | None = None) -> GitCache:
+    """The process-wide :class:`GitCache` of ``root`` (default :func:`default_cache_dir`)."""
+    path = (Path(root).expanduser() if root is not None else default_cache_dir()).absolute()
+    with _caches_lock:
+        cache = _caches.get(path)
+        if cache is None:
+            cache = _caches[path] = GitCache(path)
+        return cache
+
+
+def resolve(
+    repo_url: str,
+    target_revision: str,
+    creds: RepoCredentials | None = None,
+    *,
+    cache_dir: Path | str | None = None,
+) -> str:
+    """The full commit SHA ``target_revision`` names in ``repo_url`` (see :meth:`GitCache.resolve`)."""
+    return get_cache(cache_dir).resolve(repo_url, target_revision, creds)
+
+
+def checkout(
+    repo_url: str,
+    commit: str,
+    creds: RepoCredentials | None = None,
+    *,
+    cache_dir: Path | str | None = None,
+) -> Path:
+    """The read-only tree of ``commit`` (see :meth:`GitCache.checkout`)."""
+    return get_cache(cache_dir).checkout(repo_url, commit, creds)
+
+
+async def resolve_async(
+    repo_url: str,
+    target_revision: str,
+    creds: RepoCredentials | None = None,
+    *,
+    cache_dir: Path | str | None = None,
+) -> str:
+    """:func:`resolve` in a worker thread."""
+    return await get_cache(cache_dir).resolve_async(repo_url, target_revision, creds)
+
+
+async def checkout_async(
+    repo_url: str,
+    commit: str,
+    creds: RepoCredentials | None = None,
+    *,
+    cache_dir: Path | str | None = None,
+) -> Path:
+    """:func:`checkout` in a worker thread."""
+    return await get_cache(cache_dir).checkout_async(repo_url, commit, creds)

@@ -1,0 +1,135 @@
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gitmoor.model import Manifest, RenderResult, RetryableError, UserInputError
+from gitmoor.render import RenderCache, RenderOptions
+
+Writer = Callable[[str, str], Path]
+
+
+class CountingRender:
+    """A stand-in for render_app that counts calls and can be told to fail or wait."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail_next: Exception | None = None
+        self.gate: threading.Event | None = None
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, root: Path, path: str, revision: str, options: RenderOptions | None = None
+    ) -> RenderResult:
+        with self._lock:
+            self.calls.append((path, revision))
+        if self.gate is not None:
+            self.gate.wait(5)
+        if self.fail_next is not None:
+            err, self.fail_next = self.fail_next, None
+            raise err
+        obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": path}}
+        return RenderResult(revision, (Manifest.of(obj),))
+
+
+@pytest.fixture
+def fake() -> CountingRender:
+    return CountingRender()
+
+
+def test_same_commit_path_and_options_render_once(tmp_path: Path, fake: CountingRender) -> None:
+    cache = RenderCache(render=fake)
+    first = cache.get_or_render(tmp_path, "apps/web", "abc", RenderOptions())
+    again = cache.get_or_render(tmp_path, "./apps/web/", "abc", RenderOptions(timeout=5))
+    assert fake.calls == [("apps/web", "abc")]
+    assert again == first
+
+
+def test_revision_path_and_options_each_make_a_new_entry(
+    tmp_path: Path, fake: CountingRender
+) -> None:
+    cache = RenderCache(render=fake)
+    opts = RenderOptions()
+    cache.get_or_render(tmp_path, "a", "c1", opts)
+    cache.get_or_render(tmp_path, "a", "c2", opts)
+    cache.get_or_render(tmp_path, "b", "c1", opts)
+    cache.get_or_render(tmp_path, "a", "c1", RenderOptions(values={"replicas": 2}))
+    cache.get_or_render(tmp_path, "a", "c1", RenderOptions(values={"replicas": 3}))
+    cache.get_or_render(tmp_path, "a", "c1", RenderOptions(values={"replicas": 3}))
+    assert len(fake.calls) == 5
+    assert len(cache) == 5
+
+
+def test_failures_are_not_cached(tmp_path: Path, fake: CountingRender) -> None:
+    cache = RenderCache(render=fake)
+    fake.fail_next = RetryableError("helm timed out")
+    with pytest.raises(RetryableError):
+        cache.get_or_render(tmp_path, "a", "c1", RenderOptions())
+    assert len(cache) == 0
+    cache.get_or_render(tmp_path, "a", "c1", RenderOptions())
+    cache.get_or_render(tmp_path, "a", "c1", RenderOptions())
+    assert len(fake.calls) == 2
+
+
+def test_least_recently_used_entry_is_evicted(tmp_path: Path, fake: CountingRender) -> None:
+    cache = RenderCache(maxsize=2, render=fake)
+    opts = RenderOptions()
+    cache.get_or_render(tmp_path, "a", "c", opts)
+    cache.get_or_render(tmp_path, "b", "c", opts)
+    cache.get_or_render(tmp_path, "a", "c", opts)  # a is now the most recent
+    cache.get_or_render(tmp_path, "x", "c", opts)  # evicts b
+    cache.get_or_render(tmp_path, "a", "c", opts)
+    assert [p for p, _ in fake.calls] == ["a", "b", "x"]
+    cache.get_or_render(tmp_path, "b", "c", opts)
+    assert [p for p, _ in fake.calls] == ["a", "b", "x", "b"]
+
+
+def test_callers_cannot_change_what_the_cache_holds(tmp_path: Path, fake: CountingRender) -> None:
+    cache = RenderCache(render=fake)
+    miss = cache.get_or_render(tmp_path, "a", "c", RenderOptions())
+    miss.manifests[0].obj["metadata"]["labels"] = {"added": "on-a-miss"}
+    hit = cache.get_or_render(tmp_path, "a", "c", RenderOptions())
+    assert "labels" not in hit.manifests[0].obj["metadata"]
+    hit.manifests[0].obj["metadata"]["labels"] = {"added": "on-a-hit"}
+    again = cache.get_or_render(tmp_path, "a", "c", RenderOptions())
+    assert "labels" not in again.manifests[0].obj["metadata"]
+
+
+def test_concurrent_requests_for_one_key_render_once(tmp_path: Path, fake: CountingRender) -> None:
+    cache = RenderCache(render=fake)
+    fake.gate = threading.Event()
+    results: list[RenderResult] = []
+
+    def call() -> None:
+        results.append(cache.get_or_render(tmp_path, "a", "c", RenderOptions()))
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while not fake.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # time for the other threads to arrive (and, if buggy, to render too)
+    fake.gate.set()
+    for t in threads:
+        t.join(5)
+    assert len(results) == 4
+    assert fake.calls == [("a", "c")]
+
+
+def test_real_render_through_the_cache_reads_the_checkout_once(repo: Path, write: Writer) -> None:
+    write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    cache = RenderCache()
+    first = cache.get_or_render(repo, "app", "c1", RenderOptions())
+    # The commit pins the content; a changed file with the same commit id is not re-read.
+    write("app/cm.yaml", "- not an object\n")
+    assert cache.get_or_render(repo, "app", "c1", RenderOptions()) == first
+    with pytest.raises(UserInputError):
+        cache.get_or_render(repo, "app", "c2", RenderOptions())
+
+
+def test_maxsize_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        RenderCache(maxsize=0)
