@@ -189,7 +189,7 @@ def render(
         raise fail(str(e)) from None
     for w in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {w}", markup=True)
-    sys.stdout.write(yaml.safe_dump_all([m.obj for m in result.manifests], sort_keys=False))
+    sys.stdout.write(output.yaml_dump_all([m.obj for m in result.manifests]))
 
 
 def _git_root(p: Path) -> Path | None:

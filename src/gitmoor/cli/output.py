@@ -25,6 +25,22 @@ _HEALTH_STYLE = {
 }
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings as ``|`` blocks, as people write them in manifests."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def yaml_dump_all(docs: list[Any]) -> str:
+    return yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False)
+
+
 def dump(console: Console, data: Any, fmt: str) -> None:
     if fmt == "json":
         console.print(json.dumps(data, indent=2, sort_keys=False), markup=False, highlight=False)

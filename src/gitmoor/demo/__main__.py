@@ -1,14 +1,21 @@
-"""`make demo`: the local control plane with the example app on it.
+"""`make demo`: gitmoor on a local Kubernetes control plane, from a fresh machine.
 
-It starts (or reuses) the control plane of `make cluster`, deploys the example
-guestbook's dev overlay, waits until it is Available and prints how to look at
-it. The control plane keeps running afterwards; `make demo-down` stops it.
+1. starts (or reuses) the control plane of `make cluster`;
+2. installs gitmoor (the Application CRD and its namespace);
+3. turns `examples/` into a git repository under `.local/demo/repo`;
+4. creates Applications for the example overlays, the Helm chart and the CRD app;
+5. syncs each with the `gitmoor` CLI, showing waves and hooks as they run;
+6. prints their status and what to try next.
+
+The control plane keeps running afterwards; `make demo-down` stops it.
+Every step runs the real `gitmoor` command, so what it prints is what a user sees.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,64 +25,143 @@ from gitmoor.testenv import ControlPlane, ControlPlaneError
 
 REPO = Path(__file__).resolve().parents[3]
 
+APPS: list[tuple[str, str, list[str]]] = [
+    ("guestbook-dev", "apps/guestbook/overlays/dev", ["--dest-namespace", "guestbook-dev"]),
+    ("guestbook-test", "apps/guestbook/overlays/test", ["--dest-namespace", "guestbook-test"]),
+    ("guestbook-prod", "apps/guestbook/overlays/prod", ["--dest-namespace", "guestbook-prod"]),
+    (
+        "dashboard",
+        "apps/dashboard",
+        ["--dest-namespace", "dashboard", "--values", "values-prod.yaml"],
+    ),
+    ("backups", "apps/backups", ["--dest-namespace", "backups"]),
+]
 
-def _kubectl(kubeconfig: Path, *args: str, input_text: str | None = None) -> str:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+
+def step(title: str) -> None:
+    print(f"\n\033[1m== {title}\033[0m", flush=True)
+
+
+def sh(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, show: bool = True
+) -> str:
+    if show:
+        shown = ["gitmoor", *args[1:]] if Path(args[0]).name == "gitmoor" else list(args)
+        print(f"$ {' '.join(shown)}", flush=True)
     proc = subprocess.run(
-        ["kubectl", *args], env=env, input=input_text, capture_output=True, text=True, check=False
+        list(args), env=env, cwd=cwd, capture_output=not show, text=True, check=False
     )
     if proc.returncode != 0:
-        raise SystemExit(f"error: kubectl {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
+        detail = (proc.stderr or "").strip() if not show else ""
+        raise SystemExit(f"demo failed at: {' '.join(args)} (exit {proc.returncode}) {detail}")
+    return proc.stdout or ""
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "gitmoor demo",
+        "GIT_AUTHOR_EMAIL": "demo@gitmoor.invalid",
+        "GIT_COMMITTER_NAME": "gitmoor demo",
+        "GIT_COMMITTER_EMAIL": "demo@gitmoor.invalid",
+    }
+    return sh("git", "-C", str(repo), *args, env=env, show=False).strip()
+
+
+def make_repo(target: Path) -> str:
+    """A git repository holding a copy of examples/; commits when examples/ changed."""
+    if not (target / ".git").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        git(target, "init", "--quiet", "--initial-branch=main")
+    for child in target.iterdir():
+        if child.name != ".git":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    shutil.copytree(REPO / "examples", target, dirs_exist_ok=True)
+    git(target, "add", "--all")
+    if git(target, "status", "--porcelain"):
+        git(target, "commit", "--quiet", "-m", "examples from the gitmoor checkout")
+    return git(target, "rev-parse", "HEAD")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(prog="python -m gitmoor.demo", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m gitmoor.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--home", type=Path, default=REPO / ".local" / "cluster")
     args = ap.parse_args()
+    started = time.monotonic()
 
-    print("== 1. local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-    t0 = time.monotonic()
+    step(
+        "1. A local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
+    )
     cp = ControlPlane.attach(args.home)
     if cp is None:
         stale = ControlPlane.load(args.home)
         if stale is not None:
             stale.stop()
         cp = ControlPlane(home=args.home, nodes=2)
+        t0 = time.monotonic()
         try:
             cp.start()
         except ControlPlaneError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        print(f"   started in {time.monotonic() - t0:.1f}s at {cp.server}")
+        print(f"started in {time.monotonic() - t0:.1f}s at {cp.server}")
     else:
-        print(f"   reusing the one running at {cp.server}")
-    kc = cp.kubeconfig
-    print(_kubectl(kc, "get", "nodes", "-o", "wide").rstrip())
+        print(f"reusing the one running at {cp.server}")
+    env = {**os.environ, "KUBECONFIG": str(cp.kubeconfig), "GITMOOR_USER": "demo"}
+    gm = [str(Path(sys.executable).with_name("gitmoor"))]
+    sh("kubectl", "get", "nodes", env=env)
 
-    overlay = REPO / "examples" / "apps" / "guestbook" / "overlays" / "dev"
-    print(f"\n== 2. the example app: kubectl apply -k {overlay.relative_to(REPO)}")
-    ns_yaml = _kubectl(kc, "create", "namespace", "guestbook-dev", "--dry-run=client", "-o", "yaml")
-    _kubectl(kc, "apply", "-f", "-", input_text=ns_yaml)
-    print(_kubectl(kc, "apply", "--server-side", "-k", str(overlay)).rstrip())
-    t1 = time.monotonic()
-    _kubectl(
-        kc,
-        "-n",
-        "guestbook-dev",
-        "wait",
-        "deployment/guestbook",
-        "--for=condition=Available",
-        "--timeout=60s",
-    )
-    print(f"   Available after {time.monotonic() - t1:.1f}s")
-    print(_kubectl(kc, "-n", "guestbook-dev", "get", "deploy,rs,pods,svc,cm").rstrip())
+    step("2. Install gitmoor into the cluster")
+    sh(*gm, "install", env=env)
+
+    step("3. The example GitOps repository (examples/ as a git repository)")
+    repo = REPO / ".local" / "demo" / "repo"
+    commit = make_repo(repo)
+    url = repo.as_uri()
+    print(f"{url} at {commit[:12]}")
+
+    step("4. Applications")
+    for name, path, extra in APPS:
+        sh(
+            *gm,
+            "app",
+            "create",
+            name,
+            "--repo",
+            url,
+            "--path",
+            path,
+            "--revision",
+            "main",
+            "--sync-option",
+            "CreateNamespace=true",
+            "--upsert",
+            *extra,
+            env=env,
+        )
+
+    step("5. Sync")
+    for name, _, _ in APPS:
+        sh(*gm, "app", "sync", name, "--prune", "--timeout", "120", env=env)
+
+    step("6. Status")
+    sh(*gm, "app", "list", env=env)
 
     print(
-        "\n== Look around:\n"
-        f"   export KUBECONFIG={kc}\n"
-        "   kubectl get all -n guestbook-dev\n"
-        "   make demo-down      # stop the control plane"
+        f"\n\033[1mDemo ready in {time.monotonic() - started:.0f}s.\033[0m Try:\n"
+        f"  export KUBECONFIG={cp.kubeconfig}\n"
+        "  alias gitmoor='uv run gitmoor'\n"
+        "  gitmoor app get guestbook-prod\n"
+        "  kubectl -n guestbook-dev scale deployment guestbook --replicas=5\n"
+        "  gitmoor app diff guestbook-dev          # shows the drift; exit code 1\n"
+        "  gitmoor app sync guestbook-dev --force-conflicts\n"
+        "  gitmoor app history guestbook-dev\n"
+        f"  # edit a file in {repo}, commit, then: gitmoor app diff guestbook-dev\n"
+        "  make demo-down                          # stop the control plane"
     )
     return 0
 

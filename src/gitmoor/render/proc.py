@@ -7,16 +7,17 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitmoor.model import PermanentError, RetryableError, UserInputError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,29 @@ class ToolOutput:
 
 
 def command_from_env(var: str, default: str) -> list[str]:
-    """The tool's command: ``$var`` (split like a shell would, for wrappers) or ``default``."""
+    """The tool's command: ``$var`` (split like a shell would, for wrappers), else
+    ``default`` from PATH, else the binary that ``testenv/build.sh`` put in
+    gitmoor's tool cache (so a checkout works without installing helm by hand)."""
     value = os.environ.get(var, "").strip()
-    return shlex.split(value) if value else [default]
+    if value:
+        return shlex.split(value)
+    if shutil.which(default) is None:
+        cached = _from_tool_cache(default)
+        if cached is not None:
+            return [str(cached)]
+    return [default]
+
+
+def _from_tool_cache(name: str) -> Path | None:
+    root = Path(
+        os.environ.get("GITMOOR_BIN_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitmoor"
+    )
+    found = sorted(
+        (p for p in root.glob(f"tools/*/bin/{name}") if not p.parent.parent.name.endswith(".tmp")),
+        key=lambda p: p.stat().st_mtime,
+    )
+    return found[-1] if found else None
 
 
 def _scrub(text: str, roots: Sequence[Path]) -> str:

@@ -1,0 +1,466 @@
+"""Figures for a sync of 1,000 ConfigMaps: gitmoor against a bare HTTP/2 client.
+
+    uv run python bench/sync.py                # 3 runs, medians and every value
+    uv run python bench/sync.py --runs 5 --kubectl
+
+Starts a control plane of its own (in a temporary directory, stopped at the end),
+makes a git repository of 1,000 ConfigMaps of about 0.6 KB (plain YAML, one file
+each, committed, a file:// URL) and measures, in the same run, each in a fresh
+empty namespace:
+
+  bare        server-side apply of the 1,000 objects by a minimal client: httpx
+              AsyncClient(http2=True), one connection, --in-flight requests at a
+              time. The reference (shared/ARCHITECTURE.md, "Talking to the API
+              server fast").
+  first_sync  ``Engine.sync`` of an Application pointing at the repository, with a
+              cold git and render cache; split into desired (credentials, resolve,
+              checkout, render, prepare), apply (``run_sync``) and record (status
+              writes and the refresh that follows a sync).
+  resync      ``Engine.sync`` again with nothing changed: seconds, requests by
+              kind, and writes to the synced objects (non-dry-run applies, and
+              resourceVersions that moved). The aim is zero object writes.
+  refresh     ``Engine.refresh`` (compare) of the synced app: seconds, requests.
+  kubectl     ``kubectl apply --server-side`` of the same files (--kubectl; slow).
+
+Prints one line per figure (key=value) so runs can be compared. The aims are
+those of shared/ARCHITECTURE.md: a first sync within 1.25x the bare client, a
+re-sync that writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from gitmoor.engine import app as engine_app  # noqa: E402
+from gitmoor.engine import store  # noqa: E402
+from gitmoor.engine.app import Engine  # noqa: E402
+from gitmoor.engine.sync import SyncResult  # noqa: E402
+from gitmoor.kube import KubeClient, load_kubeconfig  # noqa: E402
+from gitmoor.model import ObjectRef  # noqa: E402
+from gitmoor.model.application import AppSource, Destination, application_manifest  # noqa: E402
+from gitmoor.testenv import ControlPlane, find_binaries  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from gitmoor.kube import ClusterConfig
+    from gitmoor.model.application import Application
+
+APP_NAMESPACE = "gitmoor"
+_CONFIG_LINE = "value-{i:04d}-" + "x" * 40
+
+
+def configmap(i: int) -> dict[str, Any]:
+    """ConfigMap number ``i``: about 0.6 KB of YAML, no namespace (the app's destination)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"cm-{i:04d}",
+            "labels": {"bench.gitmoor.io/set": "sync", "bench.gitmoor.io/index": str(i)},
+        },
+        "data": {f"key{k}": _CONFIG_LINE.format(i=i) for k in range(8)},
+    }
+
+
+def to_yaml(obj: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False)
+
+
+def make_repo(root: Path, n: int) -> tuple[str, int]:
+    """A committed repository of ``n`` ConfigMap files; its file:// URL and mean file size."""
+    root.mkdir(parents=True)
+    sizes = []
+    for i in range(n):
+        text = to_yaml(configmap(i))
+        (root / f"cm-{i:04d}.yaml").write_text(text)
+        sizes.append(len(text))
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "configmaps"]):
+        subprocess.run(["git", "-C", str(root), *args], env=env, check=True)
+    return f"file://{root}", round(statistics.mean(sizes))
+
+
+# ---------------------------------------------------------------------- requests
+
+
+def classify(method: str, path: str, params: Any) -> str:
+    params = dict(params or {})
+    if method == "GET":
+        return "list" if "limit" in params else "get"
+    if method == "PATCH":
+        if path.endswith("/status"):
+            return "status_patch"
+        if params.get("dryRun"):
+            return "dry_run_apply"
+        if "fieldManager" in params:
+            return "apply"
+        return "patch"
+    return method.lower()
+
+
+@dataclass
+class RequestLog:
+    """Every request the engine's client makes, by kind (wraps ``KubeClient._request``)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def install(self, kube: KubeClient) -> None:
+        orig = kube._request
+
+        async def recorded(method: str, path: str, *, params: Any = None, **kw: Any) -> Any:
+            self.counts[classify(method, path, params)] += 1
+            return await orig(method, path, params=params, **kw)
+
+        kube._request = recorded  # type: ignore[method-assign]
+
+    @contextmanager
+    def window(self) -> Iterator[Counter[str]]:
+        """The requests made inside the ``with`` block."""
+        before = Counter(self.counts)
+        got: Counter[str] = Counter()
+        try:
+            yield got
+        finally:
+            got.update(self.counts - before)
+
+
+def fmt_counts(c: Counter[str]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in sorted(c.items())) or "none"
+
+
+# ---------------------------------------------------------------------- bare
+
+
+async def bare_apply(cfg: ClusterConfig, namespace: str, n: int, in_flight: int) -> float:
+    """Server-side apply of ``n`` ConfigMaps with nothing but httpx over one HTTP/2 connection."""
+    headers = {"Accept": "application/json"}
+    if cfg.token:
+        headers["Authorization"] = f"Bearer {cfg.token}"
+    async with httpx.AsyncClient(
+        base_url=cfg.server,
+        http2=True,
+        verify=cfg.ssl_context(),
+        headers=headers,
+        limits=httpx.Limits(max_connections=1),
+        timeout=60,
+    ) as http:
+        # A warm connection, as the engine's client has one from its earlier requests.
+        (await http.get("/version")).raise_for_status()
+        sem = asyncio.Semaphore(in_flight)
+        params = {"fieldManager": "bench"}
+        ctype = {"Content-Type": "application/apply-patch+yaml"}
+
+        async def one(i: int) -> None:
+            obj = configmap(i)
+            obj["metadata"]["namespace"] = namespace
+            body = json.dumps(obj, separators=(",", ":")).encode()
+            path = f"/api/v1/namespaces/{namespace}/configmaps/{obj['metadata']['name']}"
+            async with sem:
+                r = await http.patch(path, params=params, content=body, headers=ctype)
+            if r.status_code >= 300:
+                raise RuntimeError(f"bare apply of {path}: {r.status_code} {r.text[:200]}")
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        took = time.monotonic() - t0
+        if http._transport._pool.connections[0]._connection.__class__.__name__ != "HTTP2Connection":  # type: ignore[attr-defined]
+            raise RuntimeError("bare client did not use HTTP/2")
+        return took
+
+
+# ---------------------------------------------------------------------- gitmoor
+
+
+@dataclass
+class Split:
+    """Seconds spent in each step of the engine, summed over the calls inside a window."""
+
+    seconds: Counter[str] = field(default_factory=Counter)
+
+
+class TimedEngine(Engine):
+    """The engine with its steps timed; behaviour unchanged."""
+
+    split: Split
+
+    async def desired(self, app: Application, revision: str | None = None) -> engine_app.Desired:
+        t0 = time.monotonic()
+        try:
+            return await super().desired(app, revision)
+        finally:
+            self.split.seconds["desired"] += time.monotonic() - t0
+
+    async def refresh(self, app: Application) -> Any:
+        t0 = time.monotonic()
+        d0 = self.split.seconds["desired"]
+        try:
+            return await super().refresh(app)
+        finally:
+            # refresh calls desired again; count that once, under desired.
+            self.split.seconds["refresh"] += (
+                time.monotonic() - t0 - (self.split.seconds["desired"] - d0)
+            )
+
+
+def time_run_sync(split_of: dict[str, Split]) -> None:
+    """Time ``run_sync`` (apply, health, prune) as the engine calls it."""
+    orig = engine_app.run_sync
+
+    async def timed(app: Application, *args: Any, **kw: Any) -> SyncResult:
+        t0 = time.monotonic()
+        try:
+            return await orig(app, *args, **kw)
+        finally:
+            split_of["current"].seconds["run_sync"] += time.monotonic() - t0
+
+    engine_app.run_sync = timed  # type: ignore[assignment]
+
+
+async def new_namespace(kube: KubeClient, name: str) -> None:
+    await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+async def resource_versions(kube: KubeClient, namespace: str) -> dict[str, str]:
+    ar = await kube.resource("", "v1", "ConfigMap")
+    listed = await kube.list(ar, namespace, label_selector="bench.gitmoor.io/set=sync")
+    return {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in listed.items}
+
+
+@dataclass
+class RunFigures:
+    values: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+async def one_run(
+    i: int,
+    kube: KubeClient,
+    rlog: RequestLog,
+    split_of: dict[str, Split],
+    repo_url: str,
+    work: Path,
+    args: argparse.Namespace,
+    kubeconfig: Path,
+    repo_dir: Path,
+) -> RunFigures:
+    fig = RunFigures()
+    n = args.objects
+
+    # a) bare client
+    ns_bare = f"bench-bare-{i}"
+    await new_namespace(kube, ns_bare)
+    fig.values["bare_seconds"] = await bare_apply(kube.config, ns_bare, n, args.in_flight)
+
+    # b) first sync, cold caches
+    ns = f"bench-gitmoor-{i}"
+    await new_namespace(kube, ns)
+    manifest = application_manifest(
+        f"bench-{i}", APP_NAMESPACE, AppSource(repo_url, "."), Destination(ns)
+    )
+    app = await store.save_app(kube, manifest)
+    engine = TimedEngine(kube, git_cache_dir=work / f"git-cache-{i}")
+    split_of["current"] = engine.split = Split()
+    with rlog.window() as reqs:
+        t0 = time.monotonic()
+        result = await engine.sync(app, initiated_by="bench")
+        fig.values["first_sync_seconds"] = time.monotonic() - t0
+    if not result.ok:
+        raise RuntimeError(f"first sync failed: {result.message}")
+    s = engine.split.seconds
+    fig.values["first_sync_desired_seconds"] = s["desired"]
+    fig.values["first_sync_apply_seconds"] = s["run_sync"]
+    fig.values["first_sync_refresh_seconds"] = s["refresh"]
+    fig.values["first_sync_other_seconds"] = (
+        fig.values["first_sync_seconds"] - s["desired"] - s["run_sync"] - s["refresh"]
+    )
+    fig.notes["first_sync_requests"] = fmt_counts(reqs)
+    created = await resource_versions(kube, ns)
+    if len(created) != n:
+        raise RuntimeError(f"first sync left {len(created)} ConfigMaps, not {n}")
+
+    # c) re-sync, nothing changed (warm caches, as in the controller)
+    app = await store.get_app(kube, app.name, APP_NAMESPACE)
+    split_of["current"] = engine.split = Split()
+    with rlog.window() as reqs:
+        t0 = time.monotonic()
+        result = await engine.sync(app, initiated_by="bench")
+        fig.values["resync_seconds"] = time.monotonic() - t0
+    if not result.ok:
+        raise RuntimeError(f"re-sync failed: {result.message}")
+    s = engine.split.seconds
+    fig.values["resync_desired_seconds"] = s["desired"]
+    fig.values["resync_apply_seconds"] = s["run_sync"]
+    fig.values["resync_refresh_seconds"] = s["refresh"]
+    after = await resource_versions(kube, ns)
+    fig.values["resync_object_writes"] = reqs["apply"]
+    fig.values["resync_changed_resource_versions"] = sum(
+        1 for k, v in after.items() if created.get(k) != v
+    )
+    fig.values["resync_status_writes"] = reqs["status_patch"]
+    fig.values["resync_dry_runs"] = reqs["dry_run_apply"]
+    fig.values["resync_requests"] = sum(reqs.values())
+    fig.notes["resync_requests"] = fmt_counts(reqs)
+
+    # d) refresh (compare)
+    app = await store.get_app(kube, app.name, APP_NAMESPACE)
+    split_of["current"] = engine.split = Split()
+    with rlog.window() as reqs:
+        t0 = time.monotonic()
+        _, comparison = await engine.refresh(app)
+        fig.values["refresh_seconds"] = time.monotonic() - t0
+    if comparison is None or comparison.sync.value != "Synced":
+        raise RuntimeError("refresh after sync is not Synced")
+    fig.values["refresh_requests"] = sum(reqs.values())
+    fig.notes["refresh_requests"] = fmt_counts(reqs)
+
+    # e) kubectl
+    if args.kubectl:
+        ns_k = f"bench-kubectl-{i}"
+        await new_namespace(kube, ns_k)
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        t0 = time.monotonic()
+        subprocess.run(
+            ["kubectl", "apply", "--server-side", "--field-manager=bench", "-n", ns_k]
+            + ["-f", str(repo_dir)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        fig.values["kubectl_seconds"] = time.monotonic() - t0
+
+    # The namespaces are left to the control plane's stop: deleting 2,000+ objects
+    # while the next run measures would only add noise.
+    return fig
+
+
+def report(runs: list[RunFigures], args: argparse.Namespace, mean_size: int) -> None:
+    def vals(key: str) -> list[float]:
+        return [r.values[key] for r in runs if key in r.values]
+
+    def line(key: str, unit_fmt: str = ".2f", note: str = "") -> None:
+        v = vals(key)
+        if not v:
+            return
+        med = statistics.median(v)
+        print(
+            f"{key} median={med:{unit_fmt}} all={[float(f'{x:{unit_fmt}}') for x in v]}"
+            + (f"  ({note})" if note else "")
+        )
+
+    def ratio(key: str, ref: str, aim: str) -> None:
+        r = [a / b for a, b in zip(vals(key), vals(ref), strict=True)]
+        if r:
+            print(
+                f"{key.removesuffix('_seconds')}_ratio_to_bare={statistics.median(r):.2f} "
+                f"all={[round(x, 2) for x in r]}  ({aim})"
+            )
+
+    n = args.objects
+    print(
+        f"setup objects={n} mean_file_bytes={mean_size} in_flight={args.in_flight} "
+        f"runs={len(runs)} loadavg_start={args.load_start}"
+    )
+    line("bare_seconds", note=f"httpx http2, 1 connection, {args.in_flight} in flight")
+    line("first_sync_seconds", note="Engine.sync, cold git and render cache")
+    ratio("first_sync_seconds", "bare_seconds", "aim <= 1.25")
+    line("first_sync_desired_seconds", note="credentials, resolve, checkout, render, prepare")
+    line("first_sync_apply_seconds", note="run_sync: read live, apply, health, prune")
+    line("first_sync_refresh_seconds", note="the refresh after a sync, its desired excluded")
+    line("first_sync_other_seconds", note="status writes around the operation")
+    print(f"first_sync_requests last_run={runs[-1].notes['first_sync_requests']}")
+    line("resync_seconds", note="Engine.sync, nothing changed, warm caches")
+    ratio("resync_seconds", "bare_seconds", "for scale")
+    line("resync_desired_seconds")
+    line("resync_apply_seconds")
+    line("resync_refresh_seconds")
+    line("resync_object_writes", ".0f", "non-dry-run applies; aim 0")
+    line("resync_changed_resource_versions", ".0f", "ConfigMaps whose resourceVersion moved; aim 0")
+    line("resync_status_writes", ".0f", "Application status patches (the operation's record)")
+    line("resync_dry_runs", ".0f")
+    line("resync_requests", ".0f")
+    print(f"resync_requests_by_kind last_run={runs[-1].notes['resync_requests']}")
+    line("refresh_seconds", note="Engine.refresh of the synced app")
+    line("refresh_requests", ".0f")
+    print(f"refresh_requests_by_kind last_run={runs[-1].notes['refresh_requests']}")
+    line("kubectl_seconds", note="kubectl apply --server-side, create")
+    ratio("kubectl_seconds", "bare_seconds", "for scale")
+    print(f"loadavg_end={_loadavg()}")
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def bench(cp: ControlPlane, work: Path, args: argparse.Namespace) -> None:
+    repo_dir = work / "repo"
+    repo_url, mean_size = make_repo(repo_dir, args.objects)
+    split_of: dict[str, Split] = {"current": Split()}
+    time_run_sync(split_of)
+    rlog = RequestLog()
+    async with KubeClient(load_kubeconfig(cp.kubeconfig), max_in_flight=args.in_flight) as kube:
+        rlog.install(kube)
+        await store.install(kube, APP_NAMESPACE)
+        # Warm: the first request pays the TLS handshake and discovery, not a figure.
+        await kube.get(ObjectRef("", "v1", "Namespace", "", "default"))
+        runs = []
+        for i in range(args.runs):
+            runs.append(
+                await one_run(i, kube, rlog, split_of, repo_url, work, args, cp.kubeconfig, repo_dir)
+            )
+            if args.verbose:
+                print(f"# run {i}: {runs[-1].values}", flush=True)
+    report(runs, args, mean_size)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--objects", type=int, default=1000)
+    ap.add_argument("--in-flight", type=int, default=64, help="requests in flight (32-64)")
+    ap.add_argument("--kubectl", action="store_true", help="also time kubectl (~30 s per run)")
+    ap.add_argument("--verbose", action="store_true", help="print each run's figures as it ends")
+    # bench/run.py passes its own arguments (--cold) to every benchmark.
+    args, _unknown = ap.parse_known_args()
+    args.load_start = _loadavg().replace(" ", "/")
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="gitmoor-bench-sync-"))
+    cp = ControlPlane(home=work / "cp", name="bench-sync")
+    try:
+        cp.start(find_binaries())
+        asyncio.run(bench(cp, work, args))
+    finally:
+        cp.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
