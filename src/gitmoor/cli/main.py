@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -29,6 +28,7 @@ import gitmoor
 from gitmoor.cli import output
 from gitmoor.engine import store
 from gitmoor.engine.app import Engine
+from gitmoor.engine.clusters import ClusterRegistry
 from gitmoor.engine.compare import compare_app
 from gitmoor.engine.repos import add_repo, list_repos, remove_repo
 from gitmoor.engine.sync import Action, SyncEvent, SyncOptions, SyncResult
@@ -64,6 +64,13 @@ repo_cmd = typer.Typer(
 app.add_typer(app_cmd, name="app")
 app.add_typer(repo_cmd, name="repo")
 
+
+def _register_cluster_cmd() -> None:
+    from gitmoor.cli.cluster_cmd import cluster_cmd
+
+    app.add_typer(cluster_cmd, name="cluster")
+
+
 # Piped output keeps whole lines (tables at their natural width) for grep and scripts.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 10_000)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -75,9 +82,16 @@ class Ctx:
     context: str | None
     namespace: str
     verbose: bool
+    clusters: ClusterRegistry | None = None
 
 
 State = Ctx(None, None, DEFAULT_NAMESPACE, False)
+
+
+def _engine(kube: KubeClient) -> Engine:
+    """The engine for one command: apps in the selected namespace, destinations
+    resolved through the registered clusters."""
+    return Engine(kube, namespace=State.namespace, clusters=State.clusters)
 
 
 @app.callback()
@@ -120,7 +134,12 @@ def run(fn: Callable[[KubeClient], Awaitable[T]]) -> T:
     async def main() -> T:
         cfg = default_config(State.kubeconfig, State.context)
         async with KubeClient(cfg) as kube:
-            return await fn(kube)
+            State.clusters = ClusterRegistry(kube, namespace=State.namespace)
+            try:
+                return await fn(kube)
+            finally:
+                await State.clusters.aclose()
+                State.clusters = None
 
     try:
         return asyncio.run(main())
@@ -201,16 +220,48 @@ def _git_root(p: Path) -> Path | None:
 
 @app.command()
 def controller(
-    interval: Annotated[float, typer.Option(help="seconds between refreshes of every app")] = 180.0,
+    interval: Annotated[
+        float,
+        typer.Option(
+            help="seconds between refreshes of an app (spec.syncPolicy.refreshInterval overrides)"
+        ),
+    ] = 180.0,
     workers: Annotated[int, typer.Option(help="apps processed at once")] = 4,
+    listen: Annotated[
+        str, typer.Option(help="address of the webhook/metrics server (HOST:PORT; empty: none)")
+    ] = "127.0.0.1:8081",
+    replica_id: Annotated[
+        str,
+        typer.Option(
+            "--replica-id",
+            help="share apps with other replicas under this id (a Lease each); empty: run alone",
+        ),
+    ] = "",
+    lease_seconds: Annotated[
+        int,
+        typer.Option(help="with --replica-id: seconds before a dead replica's apps are taken over"),
+    ] = 15,
+    self_heal_debounce: Annotated[
+        float, typer.Option(help="seconds between a sync and a self-heal of the same app")
+    ] = 5.0,
 ) -> None:
-    """Run the controller: execute requested operations and keep every app's status current."""
-    from gitmoor.controller import run_controller
+    """Run the controller: sync automated apps, heal drift, run requested operations,
+    keep every app's status current; serve POST /api/webhook, GET /metrics, GET /healthz."""
+    from gitmoor.controller.service import serve_controller
 
     logging.getLogger().setLevel(logging.INFO)
 
     async def go(kube: KubeClient) -> None:
-        await run_controller(kube, State.namespace, interval=interval, workers=workers)
+        await serve_controller(
+            kube,
+            State.namespace,
+            interval=interval,
+            workers=workers,
+            listen=listen,
+            replica_id=replica_id,
+            lease_seconds=lease_seconds,
+            self_heal_debounce=self_heal_debounce,
+        )
 
     with contextlib.suppress(KeyboardInterrupt):
         run(go)
@@ -318,7 +369,7 @@ def app_get(
     async def go(kube: KubeClient) -> Any:
         a = await store.get_app(kube, name, State.namespace)
         if refresh:
-            a, _ = await Engine(kube, namespace=State.namespace).refresh(a)
+            a, _ = await _engine(kube).refresh(a)
         return a
 
     output.print_app(out, run(go), output_format)
@@ -339,7 +390,7 @@ def app_diff(
     async def go(kube: KubeClient) -> int:
         from gitmoor.engine.app import inventory
 
-        engine = Engine(kube, namespace=State.namespace)
+        engine = _engine(kube)
         a = await store.get_app(kube, name, State.namespace)
         desired = await engine.desired(a, revision)
         cmp = await compare_app(a, desired.revision, desired.manifests, kube, inventory(a))
@@ -484,7 +535,7 @@ def app_sync(
             allow_empty=bool(auto and auto.allow_empty),
             create_namespace=a.spec.sync_policy.option("CreateNamespace"),
         )
-        return await Engine(kube, namespace=State.namespace).sync(
+        return await _engine(kube).sync(
             a, options, revision=revision, initiated_by=_whoami(), progress=_printer(quiet)
         )
 
@@ -547,7 +598,7 @@ def app_rollback(
                 f"automated sync of {name} is switched off for the rollback; "
                 f"`gitmoor app set {name} --auto-sync=true` re-enables it"
             )
-        return await Engine(kube, namespace=State.namespace).rollback(
+        return await _engine(kube).rollback(
             a,
             history_id,
             initiated_by=_whoami(),
@@ -577,7 +628,7 @@ def app_delete(
 
     async def go(kube: KubeClient) -> list[Any]:
         a = await store.get_app(kube, name, State.namespace)
-        return await Engine(kube, namespace=State.namespace).delete(a, cascade=do_cascade)
+        return await _engine(kube).delete(a, cascade=do_cascade)
 
     deleted = run(go)
     for ref in deleted:
@@ -635,6 +686,30 @@ def app_set(
 
     run(go)
     out.print(f"application {name} updated")
+
+
+def _set_suspended(name: str, suspended: bool) -> None:
+    async def go(kube: KubeClient) -> None:
+        a = await store.get_app(kube, name, State.namespace)
+        await store.patch_spec(kube, a, {"syncPolicy": {"suspended": suspended}})
+
+    run(go)
+
+
+@app_cmd.command("suspend")
+def app_suspend(name: str) -> None:
+    """Pause the app's automation (automated sync and self-heal); status keeps being refreshed."""
+    _set_suspended(name, True)
+    out.print(
+        f"application {name} suspended: no automated sync or self-heal until `gitmoor app resume {name}`"
+    )
+
+
+@app_cmd.command("resume")
+def app_resume(name: str) -> None:
+    """Resume the app's automation after `app suspend`."""
+    _set_suspended(name, False)
+    out.print(f"application {name} resumed")
 
 
 # ---------------------------------------------------------------- repo
@@ -712,6 +787,9 @@ def repo_rm(url: str) -> None:
     if not run(lambda kube: remove_repo(kube, url, State.namespace)):
         raise fail(f"no credentials stored for {url}", 1)
     out.print(f"repository {url} removed")
+
+
+_register_cluster_cmd()
 
 
 def main() -> None:

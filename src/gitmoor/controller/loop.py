@@ -1,13 +1,34 @@
-"""`gitmoor controller`: executes requested operations and keeps status current.
+"""`gitmoor controller`: keeps every Application moored to Git.
 
-Applications are listed, then watched; every app is enqueued on a change of
-its spec or of its requested ``operation`` (both bump ``metadata.generation``;
-status writes do not, so the controller never wakes itself up), and all of
-them on every ``interval``. A queue with per-app de-duplication feeds a fixed
-number of workers, so one app is never processed twice at once.
+How an app gets processed (one worker at a time per app, see ``queue``):
 
-An operation stays in ``operation`` until it has run, so one interrupted by a
-crash runs again after the restart (Argo CD's contract as well).
+- on a change of its spec or its requested ``operation`` (both bump
+  ``metadata.generation``; status writes do not, so the controller never wakes
+  itself up), seen through a watch of Applications;
+- on its own interval (``spec.syncPolicy.refreshInterval``, default 3 minutes,
+  with 10 % jitter);
+- at once on a Git push (webhook) that touches its repository and revision;
+- within a second of a change to any object it manages, seen through the
+  watch cache of each destination cluster (``kube.cache``).
+
+Processing: run a requested operation; refresh (compare with the watch cache
+and the dry-run cache, so an unchanged app costs no API request); then the
+automation of Argo CD's ``syncPolicy.automated``:
+
+- a new commit is synced at once (prune and allowEmpty as the policy says);
+- drift at the commit last synced is reverted only with ``selfHeal``, and only
+  ``self_heal_debounce`` seconds (5 s, Argo CD's default) after the previous sync;
+- a sync that failed at a commit is retried only under ``syncPolicy.retry``
+  (limit, backoff duration × factor^n up to maxDuration), never in a loop.
+
+Automated syncs take the fields they declare from other field managers
+(server-side apply with force), as Flux does: otherwise ``kubectl scale``
+would make the drift it creates impossible to heal.
+
+State lives in the Application: an interrupted operation (its ``operation``
+still set) runs again after a restart; an automated sync that was cut off is
+found OutOfSync and synced again. Nothing is deleted that Git declares, and
+prune acts only on objects with the app's tracking id (``engine``).
 """
 
 from __future__ import annotations
@@ -16,40 +37,109 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gitmoor.controller.queue import WorkQueue
 from gitmoor.engine import store
 from gitmoor.engine.app import Engine
-from gitmoor.engine.sync import SyncOptions
+from gitmoor.engine.compare import DryRunCache
+from gitmoor.engine.repos import credentials_from_secrets
+from gitmoor.engine.sync import Phase, SyncOptions, SyncResult
 from gitmoor.kube import ApiUnavailableError
-from gitmoor.model import GitmoorError
-from gitmoor.model.application import GROUP, KIND, VERSION, Application, parse_application
+from gitmoor.kube.cache import ClusterCache, Key
+from gitmoor.model import GitmoorError, JSONDict, ObjectRef
+from gitmoor.model.application import (
+    GROUP,
+    KIND,
+    REPO_SECRET_LABEL,
+    TRACKING_ANNOTATION,
+    VERSION,
+    Application,
+    parse_application,
+)
 
 if TYPE_CHECKING:
+    from gitmoor.controller.shard import Shards
+    from gitmoor.engine.app import ClusterResolver
+    from gitmoor.engine.compare import Comparison
     from gitmoor.kube import KubeClient
+    from gitmoor.source import RepoCredentials
 
 log = logging.getLogger("gitmoor.controller")
 
+DEFAULT_INTERVAL = 180.0
+SELF_HEAL_DEBOUNCE = 5.0
 
-class _Queue:
-    """A FIFO of app names where a name waiting already is not added twice."""
 
-    def __init__(self) -> None:
-        self._q: asyncio.Queue[str] = asyncio.Queue()
-        self._waiting: set[str] = set()
+class Hooks(Protocol):
+    """What the controller tells observers (metrics, events, notifications)."""
 
-    def add(self, name: str) -> None:
-        if name not in self._waiting:
-            self._waiting.add(name)
-            self._q.put_nowait(name)
+    def reconciled(self, app: Application, seconds: float, outcome: str) -> None: ...
+    def sync_started(self, app: Application, revision: str, reason: str) -> None: ...
+    def sync_finished(self, app: Application, result: SyncResult) -> None: ...
+    def status_changed(self, before: Application, after: Application) -> None: ...
 
-    async def get(self) -> str:
-        name = await self._q.get()
-        self._waiting.discard(name)
-        return name
 
-    def __len__(self) -> int:
-        return self._q.qsize()
+class _NoHooks:
+    def reconciled(self, app: Application, seconds: float, outcome: str) -> None:
+        return None
+
+    def sync_started(self, app: Application, revision: str, reason: str) -> None:
+        return None
+
+    def sync_finished(self, app: Application, result: SyncResult) -> None:
+        return None
+
+    def status_changed(self, before: Application, after: Application) -> None:
+        return None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | None, default: float) -> float:
+    """Go-style durations ("90s", "3m", "1h30m"), as Argo CD's and Flux's specs take them."""
+    if not text:
+        return default
+    parts = _DURATION.findall(str(text))
+    if not parts or "".join(n + u for n, u in parts) != str(text).strip():
+        log.warning("event=bad_duration value=%r default=%s", text, default)
+        return default
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    limit: int = 0
+    duration: float = 5.0
+    factor: float = 2.0
+    max_duration: float = 180.0
+
+    @classmethod
+    def of(cls, app: Application) -> RetryPolicy:
+        raw = ((app.raw.get("spec") or {}).get("syncPolicy") or {}).get("retry") or {}
+        backoff = raw.get("backoff") or {}
+        return cls(
+            limit=int(raw.get("limit") or 0),
+            duration=parse_duration(backoff.get("duration"), 5.0),
+            factor=float(backoff.get("factor") or 2.0),
+            max_duration=parse_duration(backoff.get("maxDuration"), 180.0),
+        )
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.duration * self.factor**attempt, self.max_duration))
+
+
+@dataclass
+class _AppState:
+    """What the controller remembers of an app between passes (not persisted)."""
+
+    generation: int = -1
+    last_sync_at: float = 0.0
 
 
 def _sync_options(app: Application, op: dict[str, Any]) -> SyncOptions:
@@ -68,119 +158,299 @@ def _sync_options(app: Application, op: dict[str, Any]) -> SyncOptions:
     )
 
 
+@dataclass
 class Controller:
-    def __init__(self, kube: KubeClient, namespace: str, *, interval: float, workers: int) -> None:
-        self.kube, self.namespace, self.interval, self.workers = kube, namespace, interval, workers
-        self.engine = Engine(kube, namespace=namespace)
-        self.queue = _Queue()
-        self.generations: dict[str, int] = {}
+    kube: KubeClient
+    namespace: str
+    interval: float = DEFAULT_INTERVAL
+    workers: int = 4
+    self_heal_debounce: float = SELF_HEAL_DEBOUNCE
+    clusters: ClusterResolver | None = None
+    shards: Shards | None = None
+    hooks: Hooks = field(default_factory=_NoHooks)
+    watch_cache: bool = True
+
+    def __post_init__(self) -> None:
+        self.queue = WorkQueue(base_delay=2.0, max_delay=300.0)
+        self.engine = Engine(
+            self.kube, namespace=self.namespace, clusters=self.clusters, dry_runs=DryRunCache()
+        )
+        # Repository credentials from a watch of their Secrets: no request per refresh.
+        self.secrets = ClusterCache(
+            self.kube, label_selector=f"{REPO_SECRET_LABEL}=repository", namespace=self.namespace
+        )
+        self.engine.credentials = self._credentials
+        self.apps: dict[str, JSONDict] = {}
+        self.state: dict[str, _AppState] = {}
+        self.caches: dict[str, ClusterCache] = self.engine.caches
+        self.synced_apps = asyncio.Event()
+
+    async def _credentials(self) -> list[RepoCredentials]:
+        await self.secrets.ensure(ObjectRef("", "v1", "Secret", self.namespace, "-"))
+        return credentials_from_secrets(self.secrets.items("", "Secret"))
+
+    # ------------------------------------------------------------------ inputs
+
+    def app_changed(self, obj: JSONDict, deleted: bool = False) -> None:
+        name = obj.get("metadata", {}).get("name", "")
+        if deleted:
+            self.apps.pop(name, None)
+            self.state.pop(name, None)
+            return
+        self.apps[name] = obj
+        st = self.state.setdefault(name, _AppState())
+        generation = int(obj.get("metadata", {}).get("generation") or 0)
+        if generation != st.generation or obj.get("operation"):
+            st.generation = generation
+            self.queue.add(name)
+
+    def object_changed(self, key: Key, obj: JSONDict, deleted: bool) -> None:
+        """A managed object changed in a destination cluster: its app looks again."""
+        ann = (obj.get("metadata") or {}).get("annotations") or {}
+        tracking = ann.get(TRACKING_ANNOTATION, "")
+        prefix = f"{self.namespace}_"
+        if not tracking.startswith(prefix):
+            return
+        name = tracking[len(prefix) :].split(":", 1)[0]
+        if name in self.apps:
+            self.queue.add(name)
+
+    def refresh_apps(self, names: list[str]) -> int:
+        """Refresh these apps now (a webhook); the number queued."""
+        n = 0
+        for name in names:
+            if name in self.apps:
+                self.queue.add(name)
+                n += 1
+        return n
+
+    def membership_changed(self) -> None:
+        for name in self.apps:
+            self.queue.add(name)
+
+    # ------------------------------------------------------------------ processing
+
+    def _owns(self, name: str) -> bool:
+        return self.shards is None or self.shards.owns(name)
+
+    async def _ensure_cache(self, app: Application) -> None:
+        if not self.watch_cache:
+            return
+        cluster = app.spec.destination.name
+        key = "" if cluster in ("", "in-cluster") else cluster
+        if key not in self.caches:
+            dest = await self.engine.dest(app)
+            self.caches[key] = ClusterCache(dest, on_change=self.object_changed)
 
     async def process(self, name: str) -> None:
+        if name not in self.apps or not self._owns(name):
+            return
+        started = time.monotonic()
+        app = parse_application(self.apps[name])
+        await self._ensure_cache(app)
+        interval = parse_duration(
+            ((app.raw.get("spec") or {}).get("syncPolicy") or {}).get("refreshInterval"),
+            self.interval,
+        )
+        outcome = "ok"
         try:
-            app = await store.get_app(self.kube, name, self.namespace)
-        except GitmoorError:
-            return  # deleted meanwhile
-        op = app.operation
-        if op:
-            who = (op.get("initiatedBy") or {}).get("username", "controller")
-            if "rollback" in op:
-                await self.engine.rollback(app, int(op["rollback"]["id"]), initiated_by=who)
-            else:
-                await self.engine.sync(
-                    app,
-                    _sync_options(app, op),
-                    revision=(op.get("sync") or {}).get("revision") or None,
-                    initiated_by=who,
+            op = app.operation
+            if op:
+                app = await self._run_operation(app, op)
+            before = app
+            app, comparison = await self.engine.refresh(app)
+            self.hooks.status_changed(before, app)
+            if comparison is None:
+                outcome = "comparison_error"
+                self.queue.add_after(name, self.queue.backoff(name))
+                return
+            self.queue.forget(name)
+            await self._automate(app, comparison)
+        except ApiUnavailableError as e:
+            outcome = "api_unavailable"
+            delay = max(e.retry_after, self.queue.backoff(name))
+            log.warning("event=api_unavailable app=%s error=%s retry_in=%.0f", name, e, delay)
+            self.queue.add_after(name, delay)
+            return
+        finally:
+            self.hooks.reconciled(app, time.monotonic() - started, outcome)
+        self.queue.add_after(name, interval * random.uniform(0.9, 1.1))  # noqa: S311 - jitter
+
+    async def _run_operation(self, app: Application, op: dict[str, Any]) -> Application:
+        who = (op.get("initiatedBy") or {}).get("username", "controller")
+        if "rollback" in op:
+            self.hooks.sync_started(app, str(op["rollback"].get("id")), "rollback")
+            result = await self.engine.rollback(app, int(op["rollback"]["id"]), initiated_by=who)
+        else:
+            revision = (op.get("sync") or {}).get("revision") or None
+            self.hooks.sync_started(app, revision or app.spec.source.target_revision, "operation")
+            result = await self.engine.sync(
+                app, _sync_options(app, op), revision=revision, initiated_by=who
+            )
+        self.hooks.sync_finished(app, result)
+        self.state.setdefault(app.name, _AppState()).last_sync_at = time.monotonic()
+        fresh = await store.get_app(self.kube, app.name, app.namespace)
+        return await store.set_operation(self.kube, fresh, None)
+
+    async def _automate(self, app: Application, comparison: Comparison) -> None:
+        auto = app.spec.sync_policy.automated
+        if auto is None or app.spec.sync_policy.suspended or comparison.sync.value != "OutOfSync":
+            return
+        commit = comparison.revision
+        op_state = app.status.get("operationState") or {}
+        last_rev = ((op_state.get("syncResult") or {}).get("revision")) or ""
+        history = app.status.get("history") or []
+        deployed = str(history[-1].get("revision", "")) if history else ""
+
+        if last_rev == commit and op_state.get("phase") in (Phase.FAILED.value, Phase.ERROR.value):
+            policy = RetryPolicy.of(app)
+            attempts = int(op_state.get("retryCount") or 0)
+            if attempts >= policy.limit:
+                log.info(
+                    "event=auto_sync_skipped app=%s reason=failed_at_commit revision=%s "
+                    "attempts=%d",
+                    app.name,
+                    commit[:12],
+                    attempts,
                 )
-            app = await store.get_app(self.kube, name, self.namespace)
-            await store.set_operation(self.kube, app, None)
-            app = await store.get_app(self.kube, name, self.namespace)
-        await self.engine.refresh(app)
+                return
+            since = time.monotonic() - self.state.setdefault(app.name, _AppState()).last_sync_at
+            wait = policy.delay(attempts) - since
+            if wait > 0:
+                self.queue.add_after(app.name, wait)
+                return
+            await self._auto_sync(app, commit, "retry", retry_count=attempts + 1)
+            return
+
+        if commit == deployed:
+            if not auto.self_heal:
+                return  # drift is only reported: Argo CD's behaviour without selfHeal
+            since = time.monotonic() - self.state.setdefault(app.name, _AppState()).last_sync_at
+            if since < self.self_heal_debounce:
+                self.queue.add_after(app.name, self.self_heal_debounce - since)
+                return
+            await self._auto_sync(app, commit, "self-heal")
+            return
+        await self._auto_sync(app, commit, "new-commit")
+
+    async def _auto_sync(
+        self, app: Application, commit: str, reason: str, *, retry_count: int = 0
+    ) -> None:
+        auto = app.spec.sync_policy.automated
+        assert auto is not None
+        options = SyncOptions(
+            prune=auto.prune,
+            allow_empty=auto.allow_empty,
+            create_namespace=app.spec.sync_policy.option("CreateNamespace"),
+            force_conflicts=True,
+        )
+        log.info("event=auto_sync app=%s revision=%s reason=%s", app.name, commit[:12], reason)
+        self.hooks.sync_started(app, commit, reason)
+        result = await self.engine.sync(app, options, revision=commit, initiated_by="automated")
+        self.state.setdefault(app.name, _AppState()).last_sync_at = time.monotonic()
+        self.hooks.sync_finished(app, result)
+        if not result.ok:
+            fresh = await store.get_app(self.kube, app.name, app.namespace)
+            op_state = dict(fresh.status.get("operationState") or {})
+            op_state["retryCount"] = retry_count
+            await store.patch_status(self.kube, fresh, {"operationState": op_state})
+            if retry_count < RetryPolicy.of(app).limit:
+                self.queue.add_after(app.name, RetryPolicy.of(app).delay(retry_count))
 
     async def worker(self) -> None:
         while True:
             name = await self.queue.get()
             try:
                 await self.process(name)
-            except ApiUnavailableError as e:
-                log.warning(
-                    "event=api_unavailable app=%s error=%s retry_in=%.0f", name, e, e.retry_after
-                )
-                asyncio.get_running_loop().call_later(e.retry_after, self.queue.add, name)
             except GitmoorError as e:
-                log.warning("event=process_failed app=%s error=%s", name, e)
+                delay = self.queue.backoff(name)
+                log.warning("event=process_failed app=%s error=%s retry_in=%.0f", name, e, delay)
+                self.queue.add_after(name, delay)
             except Exception:
-                log.exception("event=process_crashed app=%s", name)
+                delay = self.queue.backoff(name)
+                log.exception("event=process_crashed app=%s retry_in=%.0f", name, delay)
+                self.queue.add_after(name, delay)
+            finally:
+                self.queue.done(name)
 
-    def observe(self, obj: dict[str, Any]) -> None:
-        app = parse_application(obj)
-        if self.generations.get(app.name) != app.generation or app.operation:
-            self.generations[app.name] = app.generation
-            self.queue.add(app.name)
+    # ------------------------------------------------------------------ watching apps
 
-    async def watch(self) -> None:
+    async def watch_apps(self) -> None:
         ar = await self.kube.resource(GROUP, VERSION, KIND)
         delay = 1.0
         while True:
             try:
                 listed = await self.kube.list(ar, self.namespace)
+                seen = set()
                 for obj in listed.items:
-                    self.observe(obj)
+                    seen.add(obj["metadata"]["name"])
+                    self.app_changed(obj)
+                for gone in set(self.apps) - seen:
+                    self.app_changed({"metadata": {"name": gone}}, deleted=True)
+                self.synced_apps.set()
                 rv = listed.resource_version
                 while True:
+                    ended_with_error = False
                     async for ev in self.kube.watch(ar, self.namespace, resource_version=rv):
                         if ev.type == "ERROR":
-                            raise _Relist
+                            ended_with_error = True
+                            break
                         rv = ev.object.get("metadata", {}).get("resourceVersion", rv)
                         if ev.type in ("ADDED", "MODIFIED"):
-                            self.observe(ev.object)
+                            self.app_changed(ev.object)
                         elif ev.type == "DELETED":
-                            self.generations.pop(ev.object["metadata"]["name"], None)
+                            self.app_changed(ev.object, deleted=True)
                     delay = 1.0
-            except _Relist:
-                continue
+                    if ended_with_error:
+                        break  # 410 Gone: relist
             except GitmoorError as e:
-                log.warning("event=watch_failed error=%s retry_in=%.0f", e, delay)
+                log.warning(
+                    "event=watch_failed resource=applications error=%s retry_in=%.0f", e, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60)
 
-    async def tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval * random.uniform(0.9, 1.1))  # noqa: S311 - jitter
-            for name in list(self.generations):
-                self.queue.add(name)
+    # ------------------------------------------------------------------ lifecycle
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         log.info(
-            "event=controller_started namespace=%s interval=%.0f workers=%d",
+            "event=controller_started namespace=%s interval=%.0f workers=%d identity=%s",
             self.namespace,
             self.interval,
             self.workers,
+            self.shards.identity if self.shards else "-",
         )
-        tasks = [asyncio.create_task(self.watch()), asyncio.create_task(self.tick())]
-        tasks += [asyncio.create_task(self.worker()) for _ in range(self.workers)]
+        tasks = [asyncio.create_task(self.watch_apps(), name="watch applications")]
+        if self.shards is not None:
+            self.shards.on_change = self.membership_changed
+            tasks.append(asyncio.create_task(self.shards.run(), name="shard lease"))
+            await self.shards.ready.wait()
+        tasks += [
+            asyncio.create_task(self.worker(), name=f"worker {i}") for i in range(self.workers)
+        ]
         try:
             if stop is None:
                 await asyncio.gather(*tasks)
             else:
                 await stop.wait()
         finally:
+            self.queue.close()
             for t in tasks:
                 t.cancel()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-
-
-class _Relist(Exception):
-    """The watch ended with an ERROR event (410 Gone): list again."""
+            for cache in [*self.caches.values(), self.secrets]:
+                await cache.aclose()
+            if self.shards is not None:
+                await self.shards.release()
 
 
 async def run_controller(
     kube: KubeClient,
     namespace: str,
     *,
-    interval: float = 180.0,
+    interval: float = DEFAULT_INTERVAL,
     workers: int = 4,
     stop: asyncio.Event | None = None,
 ) -> None:

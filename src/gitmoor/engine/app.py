@@ -14,10 +14,10 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gitmoor.engine import store
-from gitmoor.engine.compare import Comparison, compare_app, is_hook
+from gitmoor.engine.compare import Comparison, DryRunCache, compare_app, is_hook
 from gitmoor.engine.prepare import owned_by, prepare
 from gitmoor.engine.repos import load_credentials
 from gitmoor.engine.sync import Phase, SyncEvent, SyncOptions, SyncResult, run_sync
@@ -27,10 +27,12 @@ from gitmoor.render import RenderCache, RenderOptions
 from gitmoor.source import checkout_async, match_credentials, resolve_async
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from gitmoor.kube import KubeClient
+    from gitmoor.kube.cache import ClusterCache
+    from gitmoor.source import RepoCredentials
 
 log = logging.getLogger("gitmoor.engine")
 
@@ -42,21 +44,55 @@ class Desired:
     warnings: tuple[str, ...] = ()
 
 
+class ClusterResolver(Protocol):
+    async def client_for(self, name: str) -> KubeClient: ...
+
+
 @dataclass
 class Engine:
-    """Shared caches for every app: one git cache, one render cache."""
+    """Shared caches for every app: one git cache, one render cache.
+
+    ``kube`` is the home cluster, where Applications and credentials live;
+    ``clusters`` resolves ``spec.destination.name`` to the cluster an app
+    deploys to (the home cluster when it is empty). ``caches`` (watch caches by
+    cluster name, "" for home) and ``dry_runs`` are given by the controller so
+    that comparing an unchanged app costs no API request.
+    """
 
     kube: KubeClient
     git_cache_dir: Path | None = None
     render_cache: RenderCache = field(default_factory=RenderCache)
     namespace: str = DEFAULT_NAMESPACE
+    clusters: ClusterResolver | None = None
+    caches: dict[str, ClusterCache] = field(default_factory=dict)
+    dry_runs: DryRunCache | None = None
+    #: repository credentials; the controller sets one backed by its watch cache
+    credentials: Callable[[], Awaitable[list[RepoCredentials]]] | None = None
+
+    async def _credentials(self) -> list[RepoCredentials]:
+        if self.credentials is not None:
+            return await self.credentials()
+        return await load_credentials(self.kube, self.namespace)
+
+    async def dest(self, app: Application) -> KubeClient:
+        """The client of the cluster the app deploys to."""
+        name = app.spec.destination.name
+        if not name or name == "in-cluster":
+            return self.kube
+        if self.clusters is None:
+            raise UserInputError(
+                f"application {app.name} deploys to cluster {name!r}, but no cluster registry is set up"
+            )
+        return await self.clusters.client_for(name)
+
+    def cache_for(self, app: Application) -> ClusterCache | None:
+        name = app.spec.destination.name
+        return self.caches.get("" if name in ("", "in-cluster") else name)
 
     # ------------------------------------------------------------ desired state
 
     async def resolve(self, app: Application, revision: str | None = None) -> str:
-        creds = match_credentials(
-            app.spec.source.repo_url, await load_credentials(self.kube, self.namespace)
-        )
+        creds = match_credentials(app.spec.source.repo_url, await self._credentials())
         return await resolve_async(
             app.spec.source.repo_url,
             revision or app.spec.source.target_revision,
@@ -67,7 +103,7 @@ class Engine:
     async def desired(self, app: Application, revision: str | None = None) -> Desired:
         """Resolve, fetch, render and prepare the app at ``revision`` (default: its target)."""
         src = app.spec.source
-        creds = match_credentials(src.repo_url, await load_credentials(self.kube, self.namespace))
+        creds = match_credentials(src.repo_url, await self._credentials())
         commit = await resolve_async(
             src.repo_url, revision or src.target_revision, creds, cache_dir=self.git_cache_dir
         )
@@ -81,7 +117,7 @@ class Engine:
         rendered = await asyncio.to_thread(
             self.render_cache.get_or_render, root, src.path, commit, options
         )
-        manifests = await prepare(app, rendered.manifests, self.kube)
+        manifests = await prepare(app, rendered.manifests, await self.dest(app))
         return Desired(commit, manifests, rendered.warnings)
 
     # ------------------------------------------------------------ refresh
@@ -92,7 +128,13 @@ class Engine:
         try:
             desired = await self.desired(app)
             comparison = await compare_app(
-                app, desired.revision, desired.manifests, self.kube, inventory(app)
+                app,
+                desired.revision,
+                desired.manifests,
+                await self.dest(app),
+                inventory(app),
+                cache=self.cache_for(app),
+                dry_runs=self.dry_runs,
             )
         except GitmoorError as e:
             log.info("event=comparison_error app=%s/%s error=%s", app.namespace, app.name, e)
@@ -104,6 +146,8 @@ class Engine:
                 "conditions": _conditions(app, "ComparisonError", str(e)),
                 "reconciledAt": store.now_iso(),
             }
+            if _same_status(app.status, error_status):
+                return app, None
             return await store.patch_status(self.kube, app, error_status), None
         conditions = _conditions(app, None, "")
         if not desired.manifests:
@@ -132,6 +176,11 @@ class Engine:
             len(comparison.resources),
             time.monotonic() - started,
         )
+        if _same_status(app.status, status):
+            # Nothing but the time changed: no write, so an idle controller makes
+            # no API request beyond its watches. reconciledAt is the time the
+            # status last changed.
+            return app, comparison
         return await store.patch_status(self.kube, app, status), comparison
 
     # ------------------------------------------------------------ sync
@@ -177,10 +226,11 @@ class Engine:
                 app,
                 desired.revision,
                 desired.manifests,
-                self.kube,
+                await self.dest(app),
                 inventory=inventory(app),
                 options=options,
                 progress=progress,
+                cache=self.cache_for(app),
             )
         log.info(
             "event=synced app=%s/%s revision=%s phase=%s dry_run=%s seconds=%.3f message=%r",
@@ -294,19 +344,24 @@ class Engine:
         """Delete the app; with ``cascade`` first the objects it owns (and only those)."""
         deleted: list[ObjectRef] = []
         if cascade:
+            dest = await self.dest(app)
             refs = inventory(app)
             for ref in reversed(refs):
                 try:
-                    live = await self.kube.get(ref)
+                    live = await dest.get(ref)
                 except GitmoorError:
                     continue
                 if live is None or not owned_by(app, live):
                     continue
                 uid = live.get("metadata", {}).get("uid")
-                if await self.kube.delete(ref, propagation="Foreground", uid=uid):
+                if await dest.delete(ref, propagation="Foreground", uid=uid):
                     deleted.append(ref)
         await self.kube.delete(store.app_ref(app.name, app.namespace))
         return deleted
+
+
+def _same_status(current: dict[str, Any], new: dict[str, Any]) -> bool:
+    return all(current.get(k) == v for k, v in new.items() if k != "reconciledAt")
 
 
 def inventory(app: Application) -> list[ObjectRef]:

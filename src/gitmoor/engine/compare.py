@@ -11,6 +11,9 @@ tracking id "require pruning" and make the app OutOfSync.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from gitmoor.kube import KubeClient
+    from gitmoor.kube.cache import ClusterCache
     from gitmoor.model.application import Application
 
 
@@ -152,17 +156,66 @@ async def dry_run(kube: KubeClient, m: Manifest) -> JSONDict:
     return await kube.apply(m.obj, ref=m.ref, dry_run=True, force=True)
 
 
+class DryRunCache:
+    """Comparisons remembered by (object, live resourceVersion, desired content).
+
+    When neither the rendered object nor the live one changed, the server's
+    dry-run answer cannot have changed either (barring a webhook or a CRD
+    default that changed meanwhile, which the periodic full refresh catches when
+    the cache is cleared), so an unchanged app is compared without a request.
+    Only the verdict and the diff text are kept, not the objects.
+    """
+
+    def __init__(self, maxsize: int = 100_000) -> None:
+        self._entries: OrderedDict[tuple[str, str, str, str, str, str], ResourceDiff] = (
+            OrderedDict()
+        )
+        self.maxsize = maxsize
+        self.hits = 0
+
+    @staticmethod
+    def key(m: Manifest, live: JSONDict, salt: str = "") -> tuple[str, str, str, str, str, str]:
+        """``salt`` carries what else shapes the verdict (the app's ignoreDifferences)."""
+        rv = str((live.get("metadata") or {}).get("resourceVersion", ""))
+        digest = hashlib.sha256(
+            json.dumps(m.obj, sort_keys=True, separators=(",", ":")).encode() + salt.encode()
+        ).hexdigest()
+        return (m.ref.group, m.ref.kind, m.ref.namespace, m.ref.name, rv, digest)
+
+    def get(self, key: tuple[str, str, str, str, str, str]) -> ResourceDiff | None:
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return hit
+
+    def put(self, key: tuple[str, str, str, str, str, str], diff: ResourceDiff) -> None:
+        self._entries[key] = ResourceDiff(diff.ref, None, None, diff.diff, diff.changed)
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 async def compare_app(
     app: Application,
     revision: str,
     desired: Sequence[Manifest],
     kube: KubeClient,
     inventory: Iterable[ObjectRef] = (),
+    *,
+    cache: ClusterCache | None = None,
+    dry_runs: DryRunCache | None = None,
 ) -> Comparison:
     inventory = list(inventory)
     resources = [m for m in desired if not is_hook(m)]
-    live = await read_live(kube, [m.ref for m in resources] + inventory)
+    live = await read_live(kube, [m.ref for m in resources] + inventory, cache)
     rules = ignore_rules(app)
+    salt = repr(rules)
 
     async def one(m: Manifest) -> ResourceStatus:
         current = live.get(m.ref)
@@ -175,6 +228,11 @@ async def compare_app(
                 Health(HealthStatus.MISSING),
                 compare(m.ref, None, m.obj, rules),
             )
+        key = DryRunCache.key(m, current, salt) if dry_runs is not None else None
+        cached = dry_runs.get(key) if dry_runs is not None and key is not None else None
+        if cached is not None:
+            sync = SyncStatus.OUT_OF_SYNC if cached.changed else SyncStatus.SYNCED
+            return ResourceStatus(m.ref, sync, health_of(current), cached)
         try:
             predicted = await dry_run(kube, m)
         except ApiError as e:
@@ -185,6 +243,8 @@ async def compare_app(
                 message=f"dry-run failed: {e.message}",
             )
         diff = compare(m.ref, current, predicted, rules)
+        if dry_runs is not None and key is not None:
+            dry_runs.put(key, diff)
         sync = SyncStatus.OUT_OF_SYNC if diff.changed else SyncStatus.SYNCED
         return ResourceStatus(m.ref, sync, health_of(current), diff)
 

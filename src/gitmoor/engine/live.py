@@ -17,17 +17,33 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from gitmoor.kube import KubeClient
+    from gitmoor.kube.cache import ClusterCache
     from gitmoor.model import JSONDict, ObjectRef
 
 LIST_THRESHOLD = 8
 
 
-async def read_live(kube: KubeClient, refs: Iterable[ObjectRef]) -> dict[ObjectRef, JSONDict]:
-    """The live object of each ref that exists; refs of unknown kinds are absent."""
+async def read_live(
+    kube: KubeClient, refs: Iterable[ObjectRef], cache: ClusterCache | None = None
+) -> dict[ObjectRef, JSONDict]:
+    """The live object of each ref that exists; refs of unknown kinds are absent.
+
+    With a ``cache`` (the controller's watch cache), objects it holds cost no
+    request; only refs it does not know (missing, or not labelled yet) are read.
+    """
     groups: dict[tuple[str, str, str, str], list[ObjectRef]] = defaultdict(list)
-    for ref in refs:
-        groups[(ref.group, ref.version, ref.kind, ref.namespace)].append(ref)
     found: dict[ObjectRef, JSONDict] = {}
+    refs = list(refs)
+    if cache is not None:
+        for gk_ref in {(r.group, r.kind): r for r in refs}.values():
+            await cache.ensure(gk_ref)
+    for ref in refs:
+        if cache is not None:
+            known, obj = cache.get(ref)
+            if known and obj is not None:
+                found[ref] = obj
+                continue
+        groups[(ref.group, ref.version, ref.kind, ref.namespace)].append(ref)
 
     async def read_group(members: list[ObjectRef]) -> None:
         first = members[0]

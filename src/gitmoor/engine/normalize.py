@@ -165,12 +165,16 @@ def _ref_of(obj: JSONDict) -> ObjectRef:
 
 def normalize(obj: JSONDict, ignore: Sequence[IgnoreRule] = ()) -> JSONDict:
     """A copy of ``obj`` without the fields that never count as drift (see module doc)."""
-    out = copy.deepcopy(obj)
-    out.pop("status", None)
+    # Drop status and the server's metadata before copying: managedFields is often
+    # the largest part of a live object, and copying it only to delete it cost
+    # a third of the time of comparing an unchanged object.
+    out = {k: v for k, v in obj.items() if k != "status"}
     meta = out.get("metadata")
     if isinstance(meta, dict):
-        for key in SERVER_OWNED_METADATA:
-            meta.pop(key, None)
+        out["metadata"] = {k: v for k, v in meta.items() if k not in SERVER_OWNED_METADATA}
+    out = copy.deepcopy(out)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
         annotations = meta.get("annotations")
         if isinstance(annotations, dict):
             for key in IGNORED_ANNOTATIONS:
@@ -326,5 +330,24 @@ def compare(
         normalize(live, ignore) if live is not None else None,
         normalize(predicted, ignore) if predicted is not None else None,
     )
+    if _identical(masked_live, masked_predicted):
+        # Identical values of identical types dump to identical YAML: the diff is
+        # "" without dumping (the dumps were nine tenths of comparing an
+        # unchanged object, and most objects of a refresh are unchanged).
+        return ResourceDiff(ref, masked_live, masked_predicted, "", changed=False)
     diff = unified_diff(ref, masked_live, masked_predicted)
     return ResourceDiff(ref, masked_live, masked_predicted, diff, changed=bool(diff))
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal and of the same types throughout: stricter than ``==``, for which
+    ``1 == 1.0 == True`` although their YAML differs."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return repr(a) == repr(b)  # 0.0 == -0.0, but they dump differently
+    return bool(a == b)

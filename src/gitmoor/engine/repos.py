@@ -18,6 +18,8 @@ from gitmoor.model.application import DEFAULT_NAMESPACE, REPO_SECRET_LABEL
 from gitmoor.source import RepoCredentials, redact_url
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from gitmoor.kube import KubeClient
 
 
@@ -45,8 +47,13 @@ async def _secrets(kube: KubeClient, namespace: str) -> list[dict[str, object]]:
 async def load_credentials(
     kube: KubeClient, namespace: str = DEFAULT_NAMESPACE
 ) -> list[RepoCredentials]:
+    return credentials_from_secrets(await _secrets(kube, namespace))
+
+
+def credentials_from_secrets(secrets: Iterable[dict[str, object]]) -> list[RepoCredentials]:
+    """Credentials from repository Secrets (as the API or a watch cache returns them)."""
     out = []
-    for s in await _secrets(kube, namespace):
+    for s in secrets:
         data = s.get("data") or {}
         assert isinstance(data, dict)
         url = _decode(data, "url")

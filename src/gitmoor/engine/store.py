@@ -45,7 +45,8 @@ async def install(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> None:
 
     async def established() -> bool:
         live = await kube.get(ref)
-        conds = (live or {}).get("status", {}).get("conditions", [])
+        # A CRD just created may show ``conditions: null`` until its controller runs.
+        conds = ((live or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
     await wait_for(established, within=30, what="the Application CRD to be Established")

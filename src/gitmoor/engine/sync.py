@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from gitmoor.kube import KubeClient
+    from gitmoor.kube.cache import ClusterCache
     from gitmoor.model.application import Application
 
 log = logging.getLogger("gitmoor.engine.sync")
@@ -141,8 +142,9 @@ class _Runner:
         kube: KubeClient,
         options: SyncOptions,
         progress: Callable[[SyncEvent], None] | None,
+        cache: ClusterCache | None = None,
     ) -> None:
-        self.app, self.kube, self.options = app, kube, options
+        self.app, self.kube, self.options, self.cache = app, kube, options, cache
         self.progress = progress or (lambda _e: None)
         self.results: list[ResourceResult] = []
         self.rules = ignore_rules(app)
@@ -159,9 +161,14 @@ class _Runner:
         opts = self.options
         try:
             if live is not None:
-                predicted = await self.kube.apply(
-                    m.obj, ref=m.ref, dry_run=True, force=opts.force_conflicts
-                )
+                # The dry-run takes every field (force): it writes nothing and only
+                # asks "would applying change the object?". Unforced, a field that
+                # another manager holds fails it before that is asked, so an app
+                # whose one difference is ignored (an HPA's /spec/replicas under
+                # ignoreDifferences) failed to sync while refresh, which dry-runs
+                # with force too, called it Synced. The real apply below still
+                # reports the conflict unless force_conflicts is set.
+                predicted = await self.kube.apply(m.obj, ref=m.ref, dry_run=True, force=True)
                 if not compare(m.ref, live, predicted, self.rules).changed:
                     self.emit(
                         "resource",
@@ -170,6 +177,9 @@ class _Runner:
                     )
                     return live
                 if opts.dry_run:
+                    if not opts.force_conflicts:
+                        # What the real apply would meet: a conflict shows here too.
+                        await self.kube.apply(m.obj, ref=m.ref, dry_run=True)
                     self.emit(
                         "resource",
                         f"{m.ref} configured (dry run)",
@@ -242,7 +252,7 @@ class _Runner:
                 self.emit("wait", f"waiting for {len(pending)} object(s) of {what} to be healthy")
                 announced = True
             await asyncio.sleep(0.5)
-            fresh = await read_live(self.kube, list(pending))
+            fresh = await read_live(self.kube, list(pending), self.cache)
             pending = {r: fresh.get(r) for r in pending}
 
     async def after_crds(self, applied: dict[ObjectRef, JSONDict | None]) -> None:
@@ -382,10 +392,14 @@ async def run_sync(
     inventory: Iterable[ObjectRef] = (),
     options: SyncOptions | None = None,
     progress: Callable[[SyncEvent], None] | None = None,
+    cache: ClusterCache | None = None,
 ) -> SyncResult:
-    """Sync ``desired`` (prepared manifests of ``revision``) into the cluster."""
+    """Sync ``desired`` (prepared manifests of ``revision``) into the cluster.
+
+    With the controller's watch ``cache`` the live state is read from memory
+    (the health waits too, updated by the watch within a second)."""
     options = options or SyncOptions()
-    runner = _Runner(app, kube, options, progress)
+    runner = _Runner(app, kube, options, progress, cache)
     inventory = list(inventory)
     if not desired and not options.allow_empty:
         return SyncResult(
@@ -396,7 +410,7 @@ async def run_sync(
         )
     selected = [m for m in desired if _selected(m, options.only)]
     try:
-        live = await read_live(kube, [m.ref for m in selected] + inventory)
+        live = await read_live(kube, [m.ref for m in selected] + inventory, cache)
         prune = [] if options.only is not None else prune_candidates(app, desired, inventory, live)
         plan = build_plan(selected, {ref: live[ref] for ref in prune})
     except GitmoorError as e:

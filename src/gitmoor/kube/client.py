@@ -170,6 +170,13 @@ class KubeClient:
         except ValueError:
             status = {"code": r.status_code, "message": r.text[:500] or r.reason_phrase}
         status.setdefault("code", r.status_code)
+        if r.status_code == 500 and "failed to create typed patch object" in str(
+            status.get("message", "")
+        ):
+            # Server-side apply answers 500 for a field of the wrong type (a string
+            # for spec.replicas): the manifest is wrong, retrying cannot help.
+            status = {**status, "code": 422, "reason": "Invalid"}
+            raise api_error(status, concerns=concerns)
         if r.status_code == 429 or r.status_code >= 500:
             retry_after = float(r.headers.get("Retry-After", "1") or 1)
             raise ApiUnavailableError(

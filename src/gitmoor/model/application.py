@@ -81,6 +81,9 @@ class Automated:
 class SyncPolicy:
     automated: Automated | None = None
     sync_options: tuple[str, ...] = ()
+    #: automation paused (``gitmoor app suspend``), as Flux's ``spec.suspend``;
+    #: status is still refreshed
+    suspended: bool = False
 
     def option(self, name: str) -> bool:
         """True when ``Name=true`` is among the sync options (Argo CD's syntax)."""
@@ -186,6 +189,7 @@ def parse_application(obj: dict[str, Any]) -> Application:
             allow_empty=bool(auto.get("allowEmpty", False)),
         ),
         sync_options=_strs(sp.get("syncOptions"), "spec.syncPolicy.syncOptions"),
+        suspended=bool(sp.get("suspended", False)),
     )
     ignores = tuple(
         IgnoreDifference(

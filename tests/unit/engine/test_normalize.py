@@ -305,3 +305,15 @@ def test_pruned_object_is_all_removals() -> None:
 
 def test_nothing_on_either_side_is_unchanged() -> None:
     assert compare(DEPLOY, None, None).changed is False
+
+
+@pytest.mark.parametrize(("a", "b"), [(1, 1.0), (1, True), (0.0, -0.0), ("1", 1)])
+def test_values_equal_in_python_but_not_in_yaml_are_a_difference(a: object, b: object) -> None:
+    # compare() skips the YAML dump when both sides are identical; ``==`` alone
+    # would call these equal and hide a change the diff shows.
+    live = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "spec": {"v": a}}
+    predicted = copy.deepcopy(live)
+    predicted["spec"]["v"] = b
+    result = compare(ObjectRef.of(live), live, predicted)
+    assert result.changed is True
+    assert result.diff

@@ -1,0 +1,180 @@
+"""Crash safety and HA, with real `gitmoor controller` processes killed by SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from gitmoor.engine import store
+from gitmoor.kube import wait_for
+from gitmoor.model import ObjectRef
+from gitmoor.model.application import AppSource, Automated, Destination, application_manifest
+from support.gitrepo import GitRepo
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+    from pathlib import Path
+
+    from gitmoor.kube import KubeClient
+    from gitmoor.testenv import ControlPlane
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{value: '{value}'}}\n"
+
+
+class Controllers:
+    """`gitmoor controller` processes of one test, each killable."""
+
+    def __init__(self, kubeconfig: Path, apps_ns: str, log_dir: Path) -> None:
+        self.kubeconfig, self.apps_ns, self.log_dir = kubeconfig, apps_ns, log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, replica: str = "", *, lease_seconds: int = 4) -> subprocess.Popen[bytes]:
+        args = [
+            sys.executable,
+            "-m",
+            "gitmoor.cli.main",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--apps-namespace",
+            self.apps_ns,
+            "controller",
+            "--interval",
+            "600",
+            "--listen",
+            "",
+            "--workers",
+            "4",
+        ]
+        if replica:
+            args += ["--replica-id", replica, "--lease-seconds", str(lease_seconds)]
+        log = (self.log_dir / f"controller-{replica or 'solo'}.log").open("ab")
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        self.procs[replica] = proc
+        return proc
+
+    def kill(self, replica: str = "") -> None:
+        proc = self.procs.pop(replica)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+
+@pytest.fixture
+async def apps_ns(kube: KubeClient, namespace: str) -> AsyncIterator[str]:
+    ns = f"{namespace}-apps"
+    await store.install(kube, ns)
+    yield ns
+    for a in await store.list_apps(kube, ns):
+        await kube.delete(store.app_ref(a.name, ns))
+    await kube.delete(ObjectRef("", "v1", "Namespace", "", ns))
+
+
+@pytest.fixture
+def controllers(control_plane: ControlPlane, apps_ns: str, tmp_path: Path) -> Iterator[Controllers]:
+    c = Controllers(control_plane.kubeconfig, apps_ns, tmp_path)
+    yield c
+    c.stop_all()
+
+
+async def _count(kube: KubeClient, namespace: str, value: str) -> int:
+    listed = await kube.list(await kube.resource("", "v1", "ConfigMap"), namespace)
+    return sum(1 for o in listed.items if (o.get("data") or {}).get("value") == value)
+
+
+async def test_sigkill_in_the_middle_of_a_sync_then_restart_converges(
+    kube: KubeClient, namespace: str, apps_ns: str, controllers: Controllers, tmp_path: Path
+) -> None:
+    n = 300
+    repo = GitRepo(tmp_path / "repo")
+    commit = repo.commit(
+        {f"app/cm-{i:03}.yaml": CM.format(name=f"cm-{i:03}", value="v1") for i in range(n)}
+    )
+    await store.save_app(
+        kube,
+        application_manifest(
+            "big",
+            apps_ns,
+            AppSource(repo.url, "app", "main"),
+            Destination(namespace),
+            automated=Automated(prune=True, self_heal=True),
+        ),
+    )
+    controllers.start()
+
+    async def partly_applied() -> bool:
+        return 0 < await _count(kube, namespace, "v1") < n
+
+    await wait_for(partly_applied, within=60, interval=0.05, what="sync under way")
+    controllers.kill()
+    interrupted = await _count(kube, namespace, "v1")
+    assert interrupted < n, "the kill must land mid-sync for this test to mean anything"
+
+    controllers.start()
+
+    async def converged() -> dict[str, Any] | None:
+        a = await store.get_app(kube, "big", apps_ns)
+        st = a.status
+        if (st.get("sync") or {}).get("status") == "Synced" and st.get("history"):
+            return st
+        return None
+
+    st = await wait_for(converged, within=120, what="Synced after the restart")
+    assert await _count(kube, namespace, "v1") == n
+    assert st["history"][-1]["revision"] == commit
+    assert st["operationState"]["phase"] == "Succeeded"
+
+
+async def test_two_replicas_share_apps_and_a_killed_ones_apps_are_taken_over(
+    kube: KubeClient, namespace: str, apps_ns: str, controllers: Controllers, tmp_path: Path
+) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    names = [f"app{i}" for i in range(6)]
+    repo.commit({f"{a}/cm.yaml": CM.format(name=a, value="v1") for a in names})
+    for a in names:
+        await store.save_app(
+            kube,
+            application_manifest(
+                a,
+                apps_ns,
+                AppSource(repo.url, a, "main"),
+                Destination(namespace),
+                automated=Automated(prune=True),
+            ),
+        )
+    controllers.start("alpha")
+    controllers.start("beta")
+
+    async def all_at(value: str) -> bool:
+        return await _count(kube, namespace, value) == len(names)
+
+    await wait_for(lambda: all_at("v1"), within=60, what="every app synced by the two replicas")
+    # Both replicas hold a Lease (the second may still be starting: wait for it).
+    lease_res = await kube.resource("coordination.k8s.io", "v1", "Lease")
+
+    async def both_leases() -> bool:
+        leases = await kube.list(lease_res, apps_ns)
+        return sorted(x["spec"]["holderIdentity"] for x in leases.items) == ["alpha", "beta"]
+
+    await wait_for(both_leases, within=30, what="a Lease for each replica")
+
+    controllers.kill("beta")  # no goodbye: its lease must expire
+    repo.commit({f"{a}/cm.yaml": CM.format(name=a, value="v2") for a in names})
+    for a in names:
+        # A spec change makes the live replica look at every app at once.
+        app = await store.get_app(kube, a, apps_ns)
+        await store.patch_spec(kube, app, {"source": {"targetRevision": "HEAD"}})
+    await wait_for(lambda: all_at("v2"), within=60, what="alpha took over beta's apps")
