@@ -255,8 +255,16 @@ class Controller:
         outcome = "ok"
         try:
             op = app.operation
+            interrupted = (app.status.get("operationState") or {}).get(
+                "phase"
+            ) == Phase.RUNNING.value
             if op:
                 app = await self._run_operation(app, op)
+            elif interrupted:
+                # Nothing runs a sync of this app here now (one worker per app), so a
+                # Running operation was cut off by a crash, a kill or an outage.
+                await self._resume_interrupted(app)
+                app = parse_application(self.apps.get(name, app.raw))
             before = app
             app, comparison = await self.engine.refresh(app)
             self.hooks.status_changed(before, app)
@@ -268,7 +276,8 @@ class Controller:
             await self._automate(app, comparison)
         except ApiUnavailableError as e:
             outcome = "api_unavailable"
-            delay = max(e.retry_after, self.queue.backoff(name))
+            # Capped low: when the API server is back, apps must follow within seconds.
+            delay = max(e.retry_after, min(self.queue.backoff(name), 10.0))
             log.warning("event=api_unavailable app=%s error=%s retry_in=%.0f", name, e, delay)
             self.queue.add_after(name, delay)
             return
@@ -291,6 +300,24 @@ class Controller:
         self.state.setdefault(app.name, _AppState()).last_sync_at = time.monotonic()
         fresh = await store.get_app(self.kube, app.name, app.namespace)
         return await store.set_operation(self.kube, fresh, None)
+
+    async def _resume_interrupted(self, app: Application) -> None:
+        """Finish what a dead controller left Running: an automated app syncs again
+        (writing nothing that is already in place, and recording the outcome);
+        a manual sync is marked failed, for its user to run again."""
+        auto = app.spec.sync_policy.automated
+        log.info("event=operation_interrupted app=%s automated=%s", app.name, auto is not None)
+        if auto is not None and not app.spec.sync_policy.suspended:
+            commit = await self.engine.resolve(app)
+            await self._auto_sync(app, commit, "resume-interrupted")
+            return
+        op_state = dict(app.status.get("operationState") or {})
+        op_state.update(
+            phase=Phase.ERROR.value,
+            message="interrupted: the controller stopped during this sync; run it again",
+            finishedAt=store.now_iso(),
+        )
+        await store.patch_status(self.kube, app, {"operationState": op_state})
 
     async def _automate(self, app: Application, comparison: Comparison) -> None:
         auto = app.spec.sync_policy.automated
@@ -408,7 +435,7 @@ class Controller:
                     "event=watch_failed resource=applications error=%s retry_in=%.0f", e, delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 60)
+                delay = min(delay * 2, 10)
 
     # ------------------------------------------------------------------ lifecycle
 

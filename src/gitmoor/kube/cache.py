@@ -189,12 +189,12 @@ class ClusterCache:
                     delay,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 10.0)
                 need_list = need_list or not inf.resource_version
             except Exception:
                 log.exception("event=watch_crashed resource=%s", inf.resource.plural)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 10.0)
                 need_list = True
 
     async def aclose(self) -> None:

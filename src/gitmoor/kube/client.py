@@ -6,6 +6,15 @@ take 2.1-2.4 s over one HTTP/2 connection with 32-64 requests in flight, 7-10 s
 over HTTP/1.1 with 64 connections and about 32 s with ``kubectl apply
 --server-side`` (shared/ARCHITECTURE.md). A semaphore bounds the requests in
 flight; watches, which are long-lived streams, do not count against it.
+
+Watches do not share that connection: each gets an HTTP/1.1 connection of its
+own. httpcore reads a shared HTTP/2 socket on behalf of every stream from
+whichever request holds the connection's read lock (there is no reader task):
+a watch waiting for its next event holds the lock in a blocking read, and a
+request queued behind it waits with its response already received until the
+watched resource changes or a bookmark arrives. Measured (bench/controller.py,
+20 apps): once the controller was idle, each request took 55-59 s, the wait for
+the next bookmark, so a self-heal took half a minute or more and Events timed out.
 """
 
 from __future__ import annotations
@@ -102,6 +111,18 @@ class KubeClient:
             # matters if the server falls back to HTTP/1.1.
             limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=8),
         )
+        # HTTP/1.1 only (ALPN too: httpcore speaks HTTP/2 whenever the server
+        # selects h2, whatever http2= says); one connection per open watch.
+        watch_tls = config.ssl_context()
+        watch_tls.set_alpn_protocols(["http/1.1"])
+        self._watch_http = httpx.AsyncClient(
+            base_url=config.server,
+            http2=False,
+            verify=watch_tls,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=16),
+        )
         self._sem = asyncio.Semaphore(max_in_flight)
         self._resources: dict[tuple[str, str, str], APIResource] | None = None
         self._preferred: dict[tuple[str, str], str] = {}
@@ -117,6 +138,7 @@ class KubeClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._watch_http.aclose()
 
     # ------------------------------------------------------------------ transport
 
@@ -311,7 +333,7 @@ class KubeClient:
             params["labelSelector"] = label_selector
         timeout = httpx.Timeout(10.0, read=timeout_seconds + 30)
         try:
-            async with self._http.stream(
+            async with self._watch_http.stream(
                 "GET", ar.path(namespace), params=params, timeout=timeout
             ) as r:
                 self.requests[("WATCH", r.status_code)] += 1

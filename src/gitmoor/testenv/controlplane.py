@@ -217,6 +217,7 @@ class ControlPlane:
         self.ports: dict[str, int] = {}
         self.procs: list[_Proc] = []
         self._ca: pki.KeyPair | None = None
+        self._args: dict[str, tuple[Path, list[str]]] = {}
 
     # -- paths
     @property
@@ -327,6 +328,22 @@ class ControlPlane:
         if p.popen is not None:
             p.popen.wait(5)
 
+    def restart_apiserver(self, *, down_for: float = 0.0, timeout: float = 60) -> None:
+        """Stop kube-apiserver (SIGTERM), keep it down ``down_for`` seconds, start it
+        again with the same flags and wait for /readyz: an outage as clients see it."""
+        proc = next(p for p in self.procs if p.name == "kube-apiserver")
+        binary, args = self._args["kube-apiserver"]
+        os.kill(proc.pid, signal.SIGTERM)
+        # It drains long-running requests (watches) first; past 10 s, kill it.
+        self._wait_exit(proc, time.monotonic() + 10)
+        self.procs.remove(proc)
+        if down_for > 0:
+            time.sleep(down_for)
+        new = self._spawn("kube-apiserver", binary, args)
+        self._probe_readyz(timeout, new)
+        if (self.home / STATE_FILE).exists():
+            self._save_state()
+
     # -- users
     def mint_kubeconfig(self, user: str, groups: list[str] | tuple[str, ...] = ()) -> Path:
         """A kubeconfig that authenticates as ``user`` in ``groups`` (client certificate)."""
@@ -425,6 +442,7 @@ class ControlPlane:
         logf.close()
         proc = _Proc(name, popen.pid, str(binary), popen)
         self.procs.append(proc)
+        self._args[name] = (binary, args)
         log.debug("event=spawn name=%s pid=%d", name, popen.pid)
         return proc
 
