@@ -19,7 +19,9 @@ binaries: ## build the control plane, kwok, helm, sops and age into ~/.cache/git
 demo: deps binaries ## start the local control plane and run the demo
 	@$(UV) run python -m gitmoor.demo --home $(CLUSTER_HOME)
 
-demo-down: cluster-down ## stop what the demo started
+demo-down: deps ## stop what the demo started (controller, control plane)
+	@$(UV) run python -m gitmoor.demo --down
+	@$(UV) run python -m gitmoor.testenv down --home $(CLUSTER_HOME)
 
 test: deps binaries ## run every test (unit and integration, on a real control plane)
 	@$(UV) run pytest

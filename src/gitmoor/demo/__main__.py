@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -26,7 +27,11 @@ from gitmoor.testenv import ControlPlane, ControlPlaneError
 REPO = Path(__file__).resolve().parents[3]
 
 APPS: list[tuple[str, str, list[str]]] = [
-    ("guestbook-dev", "apps/guestbook/overlays/dev", ["--dest-namespace", "guestbook-dev"]),
+    (
+        "guestbook-dev",
+        "apps/guestbook/overlays/dev",
+        ["--dest-namespace", "guestbook-dev", "--auto-sync", "--auto-prune", "--self-heal"],
+    ),
     ("guestbook-test", "apps/guestbook/overlays/test", ["--dest-namespace", "guestbook-test"]),
     ("guestbook-prod", "apps/guestbook/overlays/prod", ["--dest-namespace", "guestbook-prod"]),
     (
@@ -83,6 +88,41 @@ def make_repo(target: Path) -> str:
     return git(target, "rev-parse", "HEAD")
 
 
+def start_controller(gm: list[str], env: dict[str, str], demo_dir: Path) -> int:
+    """`gitmoor controller` as a background process that outlives the demo."""
+    pid_file = demo_dir / "controller.pid"
+    stop_controller(demo_dir)
+    log = (demo_dir / "controller.log").open("ab")
+    proc = subprocess.Popen(
+        [*gm, "controller", "--listen", "127.0.0.1:8081", "--interval", "60"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop_controller(demo_dir: Path) -> None:
+    pid_file = demo_dir / "controller.pid"
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"controller" in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
+    except (OSError, ValueError):
+        pass
+    pid_file.unlink(missing_ok=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         prog="python -m gitmoor.demo",
@@ -90,7 +130,14 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--home", type=Path, default=REPO / ".local" / "cluster")
+    ap.add_argument(
+        "--down", action="store_true", help="stop the demo's controller (then make cluster-down)"
+    )
     args = ap.parse_args()
+    if args.down:
+        stop_controller(REPO / ".local" / "demo")
+        print("event=demo_controller_stopped")
+        return 0
     started = time.monotonic()
 
     step(
@@ -149,19 +196,29 @@ def main() -> int:
         sh(*gm, "app", "sync", name, "--prune", "--timeout", "120", env=env)
 
     step("6. Status")
-    sh(*gm, "app", "list", env=env)
+    sh(*gm, "app", "list", "-o", "wide", env=env)
+
+    step("7. The controller (automated sync, self-heal, webhooks, metrics) in the background")
+    demo_dir = REPO / ".local" / "demo"
+    pid = start_controller(gm, env, demo_dir)
+    print(f"gitmoor controller running as pid {pid}; log: {demo_dir / 'controller.log'}")
+    print(
+        "webhook: POST http://127.0.0.1:8081/api/webhook   metrics: http://127.0.0.1:8081/metrics"
+    )
 
     print(
         f"\n\033[1mDemo ready in {time.monotonic() - started:.0f}s.\033[0m Try:\n"
         f"  export KUBECONFIG={cp.kubeconfig}\n"
         "  alias gitmoor='uv run gitmoor'\n"
         "  gitmoor app get guestbook-prod\n"
-        "  kubectl -n guestbook-dev scale deployment guestbook --replicas=5\n"
-        "  gitmoor app diff guestbook-dev          # shows the drift; exit code 1\n"
-        "  gitmoor app sync guestbook-dev --force-conflicts\n"
+        "  kubectl -n guestbook-dev scale deployment guestbook --replicas=5   # self-heal reverts it\n"
+        "  kubectl -n guestbook-prod scale deployment guestbook --replicas=5  # manual app: OutOfSync only\n"
+        "  gitmoor app diff guestbook-prod         # shows the drift; exit code 1\n"
+        "  gitmoor app sync guestbook-prod --force-conflicts\n"
         "  gitmoor app history guestbook-dev\n"
-        f"  # edit a file in {repo}, commit, then: gitmoor app diff guestbook-dev\n"
-        "  make demo-down                          # stop the control plane"
+        f"  # edit {repo}/apps/guestbook/overlays/dev, commit: the controller applies it\n"
+        "  curl -s http://127.0.0.1:8081/metrics | grep gitmoor_app_info\n"
+        "  make demo-down                          # stop the controller and the control plane"
     )
     return 0
 
