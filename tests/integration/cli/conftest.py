@@ -1,0 +1,72 @@
+"""Fixtures for end-to-end tests of the `gitmoor` command, run as a subprocess
+against the local control plane (``--kubeconfig``) with Applications in an apps
+namespace of the test's own (``--apps-namespace``).
+
+A command costs one to three seconds of interpreter start-up, so tests set up
+through the engine (``env``, the same helper the engine tests use) and run the
+command only for the behaviour under test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import TYPE_CHECKING
+
+import pytest
+
+from gitmoor.engine.app import Engine
+from support.apps import AppEnv, create_namespace, delete_namespace, install_application_crd
+from support.cli import Gitmoor
+from support.gitrepo import GitRepo
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from gitmoor.kube import KubeClient
+
+
+@pytest.fixture(scope="session")
+async def app_crd(kube: KubeClient) -> AsyncIterator[None]:
+    ns = f"t-gitmoor-install-{secrets.token_hex(3)}"
+    await install_application_crd(kube, ns)
+    yield
+    await delete_namespace(kube, ns)
+
+
+@pytest.fixture
+async def apps_namespace(kube: KubeClient, namespace: str, app_crd: None) -> AsyncIterator[str]:
+    name = await create_namespace(kube, f"{namespace}-apps")
+    yield name
+    await delete_namespace(kube, name)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    return GitRepo(tmp_path / "repo")
+
+
+@pytest.fixture
+def gitmoor(
+    kubeconfig: Path, apps_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Gitmoor:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env["GITMOOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cli-cache"))
+    env["GITMOOR_USER"] = "cli-tests"
+    return Gitmoor(kubeconfig, apps_namespace, env)
+
+
+@pytest.fixture
+async def env(
+    kube: KubeClient,
+    repo: GitRepo,
+    namespace: str,
+    apps_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[AppEnv]:
+    engine = Engine(
+        kube, git_cache_dir=tmp_path_factory.mktemp("git-cache"), namespace=apps_namespace
+    )
+    e = AppEnv(kube, engine, repo, namespace, apps_namespace)
+    yield e
+    await e.cleanup()
