@@ -451,7 +451,14 @@ class Controller:
         if self.shards is not None:
             self.shards.on_change = self.membership_changed
             tasks.append(asyncio.create_task(self.shards.run(), name="shard lease"))
-            await self.shards.ready.wait()
+            # No worker starts before this replica holds its Lease; a stop request
+            # (or a Lease that cannot be written, logged by Shards) must not hang here.
+            waiters = [asyncio.create_task(self.shards.ready.wait())]
+            if stop is not None:
+                waiters.append(asyncio.create_task(stop.wait()))
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
         tasks += [
             asyncio.create_task(self.worker(), name=f"worker {i}") for i in range(self.workers)
         ]

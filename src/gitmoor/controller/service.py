@@ -166,10 +166,9 @@ def build_http(controller: Controller, metrics: Metrics, kube: KubeClient) -> Fa
 
     async def secrets() -> WebhookSecrets:
         ref = ObjectRef("", "v1", "Secret", controller.namespace, WEBHOOK_SECRET)
-        try:
-            obj = await kube.get(ref)
-        except GitmoorError:
-            obj = None
+        # A missing Secret (None) means "no secrets configured"; an error reading it
+        # must not (fail closed: the router answers 503).
+        obj = await kube.get(ref)
         data = (obj or {}).get("data") or {}
         return load_secrets_from_secret(
             {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}

@@ -35,8 +35,8 @@ async def read_live(
     found: dict[ObjectRef, JSONDict] = {}
     refs = list(refs)
     if cache is not None:
-        for gk_ref in {(r.group, r.kind): r for r in refs}.values():
-            await cache.ensure(gk_ref)
+        kinds = {(r.group, r.kind): r for r in refs}.values()
+        await asyncio.gather(*(cache.ensure(r) for r in kinds))
     for ref in refs:
         if cache is not None:
             known, obj = cache.get(ref)

@@ -43,6 +43,8 @@ class _Informer:
     synced: asyncio.Event
     task: asyncio.Task[None] | None = None
     resource_version: str = ""
+    #: the list was refused (403): callers read this kind with GETs instead
+    forbidden: bool = False
 
 
 class ClusterCache:
@@ -106,11 +108,13 @@ class ClusterCache:
                 inf = _Informer(ar, {}, asyncio.Event())
                 self._informers[gk] = inf
                 inf.task = asyncio.create_task(self._run(inf), name=f"watch {ar.plural}")
+        if inf.forbidden:
+            return False
         try:
             await asyncio.wait_for(inf.synced.wait(), timeout=wait)
         except TimeoutError:
             return False
-        return True
+        return not inf.forbidden
 
     async def _relist(self, inf: _Informer) -> None:
         listed = await self.kube.list(
@@ -181,7 +185,22 @@ class ClusterCache:
                 delay = 1.0
             except asyncio.CancelledError:
                 raise
-            except (GitmoorError, ApiError) as e:
+            except GitmoorError as e:
+                if isinstance(e, ApiError) and e.code == 403:
+                    # Namespaced RBAC cannot allow a cluster-wide list: stop waiting
+                    # for it, let callers GET what they need, look again much later.
+                    log.warning(
+                        "event=watch_forbidden resource=%s retry_in=600 error=%s",
+                        inf.resource.plural,
+                        e,
+                    )
+                    inf.forbidden = True
+                    inf.synced.set()
+                    await asyncio.sleep(600)
+                    inf.forbidden = False
+                    inf.synced.clear()
+                    need_list = True
+                    continue
                 log.warning(
                     "event=watch_error resource=%s error=%s retry_in=%.0f",
                     inf.resource.plural,

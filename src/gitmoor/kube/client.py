@@ -86,6 +86,24 @@ class ObjectList:
     resource_version: str
 
 
+class _TokenFileAuth(httpx.Auth):
+    """A bearer token re-read from its file at most once a minute."""
+
+    def __init__(self, path: str, token: str) -> None:
+        self.path, self.token, self.read_at = path, token, time.monotonic()
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        if time.monotonic() - self.read_at > 60:
+            try:
+                with open(self.path) as f:  # noqa: PTH123 - a small sync read, once a minute
+                    self.token = f.read().strip()
+            except OSError:
+                log.warning("event=token_reread_failed path=%s", self.path)
+            self.read_at = time.monotonic()
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
+
+
 class KubeClient:
     """An async client of one cluster. Use as ``async with KubeClient(cfg) as kc``."""
 
@@ -99,7 +117,10 @@ class KubeClient:
     ) -> None:
         self.config = config
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
-        if config.token:
+        auth: httpx.Auth | None = None
+        if config.token_file:
+            auth = _TokenFileAuth(config.token_file, config.token or "")
+        elif config.token:
             headers["Authorization"] = f"Bearer {config.token}"
         self._http = httpx.AsyncClient(
             base_url=config.server,
@@ -110,6 +131,7 @@ class KubeClient:
             # One HTTP/2 connection carries every request; the limit only
             # matters if the server falls back to HTTP/1.1.
             limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=8),
+            auth=auth,
         )
         # HTTP/1.1 only (ALPN too: httpcore speaks HTTP/2 whenever the server
         # selects h2, whatever http2= says); one connection per open watch.

@@ -26,6 +26,9 @@ class ClusterConfig:
     client_cert_pem: bytes | None = None
     client_key_pem: bytes | None = None
     token: str | None = None
+    #: a file the token is re-read from (a pod's projected service-account token
+    #: rotates; client-go re-reads it too)
+    token_file: str | None = None
     insecure_skip_tls_verify: bool = False
     namespace: str = "default"
     name: str = "in-cluster"
@@ -101,8 +104,10 @@ def load_kubeconfig(path: str | Path | None = None, context: str | None = None) 
         )
     base = p.parent
     token = user.get("token")
+    token_file = None
     if not token and user.get("tokenFile"):
-        token = Path(user["tokenFile"]).read_text().strip()
+        token_file = str(user["tokenFile"])
+        token = Path(token_file).read_text().strip()
     if not cluster.get("server"):
         raise KubeConfigError(f"cluster of context {ctx_name!r} has no server", concerns=str(p))
     return ClusterConfig(
@@ -111,6 +116,7 @@ def load_kubeconfig(path: str | Path | None = None, context: str | None = None) 
         client_cert_pem=_data_or_file(user, "client-certificate", base),
         client_key_pem=_data_or_file(user, "client-key", base),
         token=token,
+        token_file=token_file,
         insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify")),
         namespace=ctx.get("namespace") or "default",
         name=ctx_name,
@@ -128,6 +134,7 @@ def in_cluster_config() -> ClusterConfig:
         server=f"https://{host}:{port}",
         ca_pem=(_SA_DIR / "ca.crt").read_bytes(),
         token=(_SA_DIR / "token").read_text().strip(),
+        token_file=str(_SA_DIR / "token"),
         namespace=(_SA_DIR / "namespace").read_text().strip(),
     )
 

@@ -1,0 +1,290 @@
+"""``deploy/``: every kustomization renders with the real kustomize, holds the
+objects it should, and the Deployment matches what gitmoor reads (its CLI
+options, its cache directories, its HTTP server). The API server's side
+(dry-run, Pod Security, RBAC) is in tests/integration/deploy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+
+from gitmoor.cli.main import app as cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = REPO_ROOT / "deploy"
+PACKAGE_CRD = REPO_ROOT / "src" / "gitmoor" / "crds" / "applications.yaml"
+IMAGE = "ghcr.io/gitmoor/gitmoor:0.1.0"
+TARGETS = (
+    "deploy",
+    "deploy/crds",
+    "deploy/base",
+    "deploy/overlays/ha",
+    "deploy/overlays/namespaced",
+)
+
+BASE_KINDS = Counter(
+    {
+        "Namespace": 1,
+        "CustomResourceDefinition": 1,
+        "ServiceAccount": 1,
+        "Role": 1,
+        "RoleBinding": 1,
+        "ClusterRole": 1,
+        "ClusterRoleBinding": 1,
+        "Deployment": 1,
+        "Service": 1,
+    }
+)
+
+Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("kubectl not found")
+        pytest.skip("kubectl not found")
+    return found
+
+
+_rendered: dict[str, list[Obj]] = {}
+
+
+def render(kubectl: str, target: str) -> list[Obj]:
+    if target not in _rendered:
+        out = subprocess.run(
+            [kubectl, "kustomize", str(REPO_ROOT / target)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert out.returncode == 0, f"kubectl kustomize {target}:\n{out.stderr}"
+        _rendered[target] = [d for d in yaml.safe_load_all(out.stdout) if d]
+    return _rendered[target]
+
+
+def only(objs: list[Obj], kind: str, name: str | None = None) -> Obj:
+    found = [o for o in objs if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    assert len(found) == 1, f"{len(found)} {kind} named {name}"
+    return found[0]
+
+
+def container(objs: list[Obj]) -> Obj:
+    pod = only(objs, "Deployment", "gitmoor-controller")["spec"]["template"]["spec"]
+    assert len(pod["containers"]) == 1
+    c: Obj = pod["containers"][0]
+    return c
+
+
+def test_the_crd_copy_is_the_package_crd() -> None:
+    # kustomize loads no file from outside its root, so deploy/ holds a copy.
+    copy = DEPLOY / "crds" / "applications.yaml"
+    assert copy.read_bytes() == PACKAGE_CRD.read_bytes(), (
+        f"{copy} differs from {PACKAGE_CRD}: cp {PACKAGE_CRD.relative_to(REPO_ROOT)} "
+        f"{copy.relative_to(REPO_ROOT)}"
+    )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_kustomization_renders(kubectl: str, target: str) -> None:
+    objs = render(kubectl, target)
+    assert objs
+    for o in objs:
+        assert o.get("apiVersion") and o.get("kind") and o["metadata"].get("name"), o
+        if o["kind"] not in ("Namespace", "CustomResourceDefinition") and not o["kind"].startswith(
+            "Cluster"
+        ):
+            assert o["metadata"].get("namespace"), f"{o['kind']} {o['metadata']['name']}"
+
+
+def test_the_default_install(kubectl: str) -> None:
+    objs = render(kubectl, "deploy")
+    assert Counter(o["kind"] for o in objs) == BASE_KINDS
+    assert only(objs, "CustomResourceDefinition") == yaml.safe_load(PACKAGE_CRD.read_text())
+    assert {o["metadata"].get("namespace", "gitmoor") for o in objs} == {"gitmoor"}
+    deployment = only(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--replica-id" not in " ".join(container(objs)["args"])
+    # Argo CD's default for its application controller: everything, cluster-wide,
+    # bound to the controller's ServiceAccount only.
+    role = only(objs, "ClusterRole", "gitmoor-controller")
+    assert role["rules"] == [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    binding = only(objs, "ClusterRoleBinding", "gitmoor-controller")
+    assert binding["roleRef"]["name"] == "gitmoor-controller"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gitmoor-controller", "namespace": "gitmoor"}
+    ]
+
+
+def test_the_role_in_gitmoors_namespace(kubectl: str) -> None:
+    objs = render(kubectl, "deploy")
+    rules = only(objs, "Role", "gitmoor-controller")["rules"]
+    granted = {
+        (group, resource): (frozenset(r["verbs"]), tuple(r.get("resourceNames", ())))
+        for r in rules
+        for group in r["apiGroups"]
+        for resource in r["resources"]
+    }
+    # Exactly what the controller uses (the integration test runs it under this
+    # Role and counts refused requests): no create/delete of Applications, no
+    # write of Secrets, one ConfigMap by name.
+    assert granted == {
+        ("gitmoor.io", "applications"): (frozenset({"get", "list", "watch", "patch"}), ()),
+        ("gitmoor.io", "applications/status"): (frozenset({"patch"}), ()),
+        ("", "secrets"): (frozenset({"get", "list", "watch"}), ()),
+        ("", "configmaps"): (frozenset({"get"}), ("gitmoor-notifications",)),
+        ("coordination.k8s.io", "leases"): (frozenset({"create", "list", "patch", "delete"}), ()),
+        ("", "events"): (frozenset({"create", "patch"}), ()),
+    }
+    binding = only(objs, "RoleBinding", "gitmoor-controller")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "gitmoor-controller",
+    }
+
+
+def test_the_deployment_runs_the_controller_hardened(kubectl: str) -> None:
+    objs = render(kubectl, "deploy")
+    pod = only(objs, "Deployment")["spec"]["template"]["spec"]
+    c = container(objs)
+    assert c["image"] == IMAGE
+    assert pod["serviceAccountName"] == "gitmoor-controller"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(c["resources"][kind]), kind
+    # Health checks and the Service on the port --listen opens.
+    assert "--listen=0.0.0.0:8081" in c["args"]
+    assert c["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    service = only(objs, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8081, "targetPort": "http", "protocol": "TCP"}
+    ]
+    labels = only(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    # gitmoor's own tracking label would make its watch cache pick the pod up.
+    assert "app.kubernetes.io/instance" not in labels
+
+
+def test_everything_gitmoor_writes_is_on_an_empty_dir(kubectl: str) -> None:
+    objs = render(kubectl, "deploy")
+    pod = only(objs, "Deployment")["spec"]["template"]["spec"]
+    c = container(objs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    mounts = [Path(m["mountPath"]) for m in c["volumeMounts"] if m["name"] in empty_dirs]
+    # GITMOOR_CACHE_DIR: git mirrors and checkouts (source/cache.py); TMPDIR:
+    # helm's per-render homes, ssh key files; HOME and XDG_CACHE_HOME: any tool.
+    for var in ("GITMOOR_CACHE_DIR", "TMPDIR", "HOME", "XDG_CACHE_HOME"):
+        assert env.get(var), var
+        path = Path(env[var])
+        assert any(path == m or m in path.parents for m in mounts), f"{var}={path}"
+
+
+def _cli_accepts(args: list[str]) -> dict[str, Any]:
+    """Parse ``gitmoor ARGS`` as the CLI would, without running it; the options."""
+    group = typer.main.get_command(cli)
+    i = args.index("controller")
+    ctx = group.make_context("gitmoor", args[: i + 1])
+    command = group.get_command(ctx, "controller")
+    assert command is not None
+    sub = command.make_context("controller", args[i + 1 :], parent=ctx)
+    return {**ctx.params, **sub.params}
+
+
+@pytest.mark.parametrize("target", ["deploy", "deploy/overlays/ha", "deploy/overlays/namespaced"])
+def test_the_container_args_are_options_the_cli_takes(kubectl: str, target: str) -> None:
+    c = container(render(kubectl, target))
+    assert c["command"] == ["gitmoor"]
+    # The kubelet expands $(VAR) from the container's env and leaves an unknown
+    # one as it is: every reference must be defined.
+    env = {e["name"]: e for e in c["env"]}
+    refs = {m for a in c["args"] for m in re.findall(r"\$\(([A-Z_]+)\)", a)}
+    assert refs <= set(env), refs - set(env)
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    expanded = [re.sub(r"\$\(([A-Z_]+)\)", lambda m: f"x-{m[1].lower()}", a) for a in c["args"]]
+    params = _cli_accepts(expanded)
+    assert params["apps_namespace"] == "x-pod_namespace"
+    assert params["listen"] == "0.0.0.0:8081"
+
+
+def test_the_ha_overlay_runs_two_sharded_replicas(kubectl: str) -> None:
+    objs = render(kubectl, "deploy/overlays/ha")
+    assert Counter(o["kind"] for o in objs) == BASE_KINDS + Counter({"PodDisruptionBudget": 1})
+    deployment = only(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    c = container(objs)
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    params = _cli_accepts([a.replace("$(POD_NAME)", "pod-a") for a in c["args"]])
+    assert params["replica_id"] == "pod-a"
+    pdb = only(objs, "PodDisruptionBudget")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_namespaced_overlay_grants_nothing_cluster_wide(kubectl: str) -> None:
+    objs = render(kubectl, "deploy/overlays/namespaced")
+    kinds = Counter(o["kind"] for o in objs)
+    assert kinds["ClusterRoleBinding"] == 0
+    # The one ClusterRole is only ever bound by RoleBindings, in listed namespaces.
+    assert [o["metadata"]["name"] for o in objs if o["kind"] == "ClusterRole"] == [
+        "gitmoor-destination"
+    ]
+    listed = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"} - {"gitmoor"}
+    assert listed
+    destinations = [
+        o
+        for o in objs
+        if o["kind"] == "RoleBinding" and o["roleRef"]["name"] == "gitmoor-destination"
+    ]
+    assert {o["metadata"]["namespace"] for o in destinations} == listed
+    for o in destinations:
+        assert o["roleRef"]["kind"] == "ClusterRole"
+        assert o["subjects"] == [
+            {"kind": "ServiceAccount", "name": "gitmoor-controller", "namespace": "gitmoor"}
+        ]
+    # Its own namespace keeps the base's Role; the controller is the same.
+    only(objs, "Role", "gitmoor-controller")
+    assert container(objs) == container(render(kubectl, "deploy"))
+
+
+def test_an_overlay_can_move_the_install_to_another_namespace(kubectl: str, tmp_path: Path) -> None:
+    # The base's `namespace:` plus the downward API: one line moves everything,
+    # the ServiceAccount subjects included, and the controller follows.
+    deploy = os.path.relpath(DEPLOY, tmp_path)  # kustomize takes no absolute base
+    (tmp_path / "kustomization.yaml").write_text(
+        f"namespace: gitops\nresources:\n- {deploy}/crds\n- {deploy}/base\n"
+    )
+    out = subprocess.run(
+        [kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    objs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    assert only(objs, "Namespace")["metadata"]["name"] == "gitops"
+    assert {o["metadata"]["namespace"] for o in objs if "namespace" in o["metadata"]} == {"gitops"}
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        assert only(objs, kind)["subjects"][0]["namespace"] == "gitops"
