@@ -224,6 +224,9 @@ async def serve_controller(
         shards=shards,
     )
     observers = Observers(metrics, events, notifier, apps)
+    ctrl.engine.on_git = lambda repo, request, seconds, failed: metrics.observe_git(
+        repo, seconds, failed, request=request
+    )
     ctrl.hooks = observers
     metrics.set_queue_depth_source(lambda: len(ctrl.queue))
     metrics.set_cache_size_source(

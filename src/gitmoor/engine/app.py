@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gitmoor.engine import store
 from gitmoor.engine.compare import Comparison, DryRunCache, compare_app, is_hook
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from gitmoor.source import RepoCredentials
 
 log = logging.getLogger("gitmoor.engine")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,23 @@ class Engine:
     clusters: ClusterResolver | None = None
     caches: dict[str, ClusterCache] = field(default_factory=dict)
     dry_runs: DryRunCache | None = None
+    #: called with (repo URL, "ls-remote" | "fetch", seconds, failed) after each git request
+    on_git: Callable[[str, str, float, bool], None] | None = None
     #: repository credentials; the controller sets one backed by its watch cache
     credentials: Callable[[], Awaitable[list[RepoCredentials]]] | None = None
+
+    async def _git(self, request: str, repo: str, call: Awaitable[T]) -> T:
+        """Time a git request for ``on_git`` (the controller's metrics)."""
+        started = time.monotonic()
+        try:
+            result = await call
+        except GitmoorError:
+            if self.on_git is not None:
+                self.on_git(repo, request, time.monotonic() - started, True)
+            raise
+        if self.on_git is not None:
+            self.on_git(repo, request, time.monotonic() - started, False)
+        return result
 
     async def _credentials(self) -> list[RepoCredentials]:
         if self.credentials is not None:
@@ -104,10 +120,18 @@ class Engine:
         """Resolve, fetch, render and prepare the app at ``revision`` (default: its target)."""
         src = app.spec.source
         creds = match_credentials(src.repo_url, await self._credentials())
-        commit = await resolve_async(
-            src.repo_url, revision or src.target_revision, creds, cache_dir=self.git_cache_dir
+        commit = await self._git(
+            "ls-remote",
+            src.repo_url,
+            resolve_async(
+                src.repo_url, revision or src.target_revision, creds, cache_dir=self.git_cache_dir
+            ),
         )
-        root = await checkout_async(src.repo_url, commit, creds, cache_dir=self.git_cache_dir)
+        root = await self._git(
+            "fetch",
+            src.repo_url,
+            checkout_async(src.repo_url, commit, creds, cache_dir=self.git_cache_dir),
+        )
         options = RenderOptions(
             release_name=src.helm.release_name or app.name,
             namespace=app.spec.destination.namespace,
@@ -231,6 +255,7 @@ class Engine:
                 options=options,
                 progress=progress,
                 cache=self.cache_for(app),
+                dry_runs=self.dry_runs,
             )
         log.info(
             "event=synced app=%s/%s revision=%s phase=%s dry_run=%s seconds=%.3f message=%r",

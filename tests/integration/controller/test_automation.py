@@ -257,3 +257,28 @@ def _serve(state: GitHTTPServer, port: int = 0) -> ThreadingHTTPServer:
 def _stop(httpd: ThreadingHTTPServer) -> None:
     httpd.shutdown()
     httpd.server_close()
+
+
+async def test_a_new_commit_is_applied_on_the_refresh_interval_alone(env: Env) -> None:
+    # No webhook, no refresh request: only the app's own interval (2 s) brings the commit in.
+    env.repo.commit({"app/cm.yaml": CM.format(name="ticker", value="1")})
+    await env.create_app("polled", self_heal=False)
+    ctrl = Controller(env.kube, env.apps_ns, interval=2, workers=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctrl.run(stop))
+    ref = env.ref("ConfigMap", "ticker")
+
+    async def value() -> str | None:
+        obj = await env.kube.get(ref)
+        return obj["data"]["value"] if obj else None
+
+    try:
+        await env.until(lambda: _eq(value(), "1"), "first commit applied")
+        await env.until(lambda: _synced(env, "polled"), "Synced")
+        await env.until(lambda: _idle(ctrl), "controller idle, only the interval timer pending")
+        assert ctrl.queue.pending_timers() >= 1
+        env.repo.commit({"app/cm.yaml": CM.format(name="ticker", value="2")})
+        await env.until(lambda: _eq(value(), "2"), "second commit applied by the interval")
+    finally:
+        stop.set()
+        await task
