@@ -20,10 +20,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gitmoor.engine.compare import ignore_rules, prune_candidates, prune_disabled, unversioned
+from gitmoor.engine.compare import (
+    DryRunCache,
+    ignore_rules,
+    prune_candidates,
+    prune_disabled,
+    unversioned,
+)
 from gitmoor.engine.health import health_of
 from gitmoor.engine.live import read_live
-from gitmoor.engine.normalize import compare
+from gitmoor.engine.normalize import ResourceDiff, compare
 from gitmoor.engine.plan import Hook, HookDeletePolicy, HookPhase, Plan, build_plan
 from gitmoor.engine.prepare import owned_by
 from gitmoor.kube import ApiError, ApiUnavailableError, ConflictError
@@ -143,11 +149,14 @@ class _Runner:
         options: SyncOptions,
         progress: Callable[[SyncEvent], None] | None,
         cache: ClusterCache | None = None,
+        dry_runs: DryRunCache | None = None,
     ) -> None:
         self.app, self.kube, self.options, self.cache = app, kube, options, cache
+        self.dry_runs = dry_runs
         self.progress = progress or (lambda _e: None)
         self.results: list[ResourceResult] = []
         self.rules = ignore_rules(app)
+        self.salt = repr(self.rules)  # as compare_app salts its DryRunCache keys
 
     def emit(self, kind: str, message: str, result: ResourceResult | None = None) -> None:
         if result is not None:
@@ -159,6 +168,20 @@ class _Runner:
     async def apply_one(self, m: Manifest, live: JSONDict | None, wave: int) -> JSONDict | None:
         """Apply one object unless its dry-run equals the live object."""
         opts = self.options
+        key = None
+        if live is not None and self.dry_runs is not None:
+            # The same verdict cache as compare_app: an object whose live
+            # resourceVersion and desired content were judged unchanged before
+            # (or were written by our own apply) needs no dry-run to be unchanged.
+            key = DryRunCache.key(m, live, self.salt)
+            hit = self.dry_runs.get(key)
+            if hit is not None and not hit.changed:
+                self.emit(
+                    "resource",
+                    f"{m.ref} unchanged",
+                    ResourceResult(m.ref, Action.UNCHANGED, "", wave),
+                )
+                return live
         try:
             if live is not None:
                 # The dry-run takes every field (force): it writes nothing and only
@@ -169,7 +192,10 @@ class _Runner:
                 # with force too, called it Synced. The real apply below still
                 # reports the conflict unless force_conflicts is set.
                 predicted = await self.kube.apply(m.obj, ref=m.ref, dry_run=True, force=True)
-                if not compare(m.ref, live, predicted, self.rules).changed:
+                diff = compare(m.ref, live, predicted, self.rules)
+                if key is not None and self.dry_runs is not None:
+                    self.dry_runs.put(key, diff)
+                if not diff.changed:
                     self.emit(
                         "resource",
                         f"{m.ref} unchanged",
@@ -194,6 +220,14 @@ class _Runner:
                 )
                 return None
             applied = await self.kube.apply(m.obj, ref=m.ref, force=opts.force_conflicts)
+            if self.dry_runs is not None:
+                # The apply's answer is the live object at its new resourceVersion;
+                # applying the same manifest to it again changes nothing (apply is
+                # idempotent), so the refresh that follows a sync needs no dry-run.
+                self.dry_runs.put(
+                    DryRunCache.key(m, applied, self.salt),
+                    ResourceDiff(m.ref, None, None, "", changed=False),
+                )
         except ConflictError as e:
             msg = _conflict_message(e)
             self.emit(
@@ -393,13 +427,17 @@ async def run_sync(
     options: SyncOptions | None = None,
     progress: Callable[[SyncEvent], None] | None = None,
     cache: ClusterCache | None = None,
+    dry_runs: DryRunCache | None = None,
 ) -> SyncResult:
     """Sync ``desired`` (prepared manifests of ``revision``) into the cluster.
 
     With the controller's watch ``cache`` the live state is read from memory
-    (the health waits too, updated by the watch within a second)."""
+    (the health waits too, updated by the watch within a second). With
+    ``dry_runs`` an object already judged unchanged at its live resourceVersion
+    is not dry-run again, and each object applied is remembered as unchanged at
+    the resourceVersion its apply returned."""
     options = options or SyncOptions()
-    runner = _Runner(app, kube, options, progress, cache)
+    runner = _Runner(app, kube, options, progress, cache, dry_runs)
     inventory = list(inventory)
     if not desired and not options.allow_empty:
         return SyncResult(
