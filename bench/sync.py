@@ -13,13 +13,17 @@ empty namespace:
               time. The reference (shared/ARCHITECTURE.md, "Talking to the API
               server fast").
   first_sync  ``Engine.sync`` of an Application pointing at the repository, with a
-              cold git and render cache; split into desired (credentials, resolve,
-              checkout, render, prepare), apply (``run_sync``) and record (status
-              writes and the refresh that follows a sync).
+              cold git and render cache, by an Engine set up as the controller
+              sets it up (with its DryRunCache); split into desired (credentials,
+              resolve, checkout, render, prepare), apply (``run_sync``), the
+              refresh that follows a sync, and the status writes around them.
+              ``first_sync_warm_git``: a second app of the same commit.
   resync      ``Engine.sync`` again with nothing changed: seconds, requests by
               kind, and writes to the synced objects (non-dry-run applies, and
               resourceVersions that moved). The aim is zero object writes.
   refresh     ``Engine.refresh`` (compare) of the synced app: seconds, requests.
+  cli_*       the same three with a new Engine per command and no DryRunCache,
+              as ``gitmoor app sync`` runs them (--no-cli skips them).
   kubectl     ``kubectl apply --server-side`` of the same files (--kubectl; slow).
 
 Prints one line per figure (key=value) so runs can be compared. The aims are
@@ -54,7 +58,7 @@ sys.path.insert(0, str(REPO / "src"))
 from gitmoor.engine import app as engine_app  # noqa: E402
 from gitmoor.engine import store  # noqa: E402
 from gitmoor.engine.app import Engine  # noqa: E402
-from gitmoor.engine.sync import SyncResult  # noqa: E402
+from gitmoor.engine.compare import DryRunCache  # noqa: E402
 from gitmoor.kube import KubeClient, load_kubeconfig  # noqa: E402
 from gitmoor.model import ObjectRef  # noqa: E402
 from gitmoor.model.application import AppSource, Destination, application_manifest  # noqa: E402
@@ -63,6 +67,7 @@ from gitmoor.testenv import ControlPlane, find_binaries  # noqa: E402
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from gitmoor.engine.sync import SyncResult
     from gitmoor.kube import ClusterConfig
     from gitmoor.model.application import Application
 
@@ -174,7 +179,10 @@ async def bare_apply(cfg: ClusterConfig, namespace: str, n: int, in_flight: int)
         timeout=60,
     ) as http:
         # A warm connection, as the engine's client has one from its earlier requests.
-        (await http.get("/version")).raise_for_status()
+        warm = await http.get("/version")
+        warm.raise_for_status()
+        if warm.http_version != "HTTP/2":
+            raise RuntimeError(f"bare client speaks {warm.http_version}, not HTTP/2")
         sem = asyncio.Semaphore(in_flight)
         params = {"fieldManager": "bench"}
         ctype = {"Content-Type": "application/apply-patch+yaml"}
@@ -191,10 +199,7 @@ async def bare_apply(cfg: ClusterConfig, namespace: str, n: int, in_flight: int)
 
         t0 = time.monotonic()
         await asyncio.gather(*(one(i) for i in range(n)))
-        took = time.monotonic() - t0
-        if http._transport._pool.connections[0]._connection.__class__.__name__ != "HTTP2Connection":  # type: ignore[attr-defined]
-            raise RuntimeError("bare client did not use HTTP/2")
-        return took
+        return time.monotonic() - t0
 
 
 # ---------------------------------------------------------------------- gitmoor
@@ -261,6 +266,78 @@ class RunFigures:
     notes: dict[str, str] = field(default_factory=dict)
 
 
+async def first_sync(
+    engine: TimedEngine,
+    kube: KubeClient,
+    rlog: RequestLog,
+    split_of: dict[str, Split],
+    repo_url: str,
+    name: str,
+    n: int,
+) -> tuple[float, Split, Counter[str]]:
+    """Sync a new Application of the repository into a new namespace of the same name."""
+    await new_namespace(kube, name)
+    manifest = application_manifest(
+        name, APP_NAMESPACE, AppSource(repo_url, "."), Destination(name)
+    )
+    app = await store.save_app(kube, manifest)
+    split_of["current"] = engine.split = Split()
+    with rlog.window() as reqs:
+        t0 = time.monotonic()
+        result = await engine.sync(app, initiated_by="bench")
+        took = time.monotonic() - t0
+    if not result.ok:
+        raise RuntimeError(f"first sync of {name} failed: {result.message}")
+    if len(await resource_versions(kube, name)) != n:
+        raise RuntimeError(f"first sync of {name} did not leave {n} ConfigMaps")
+    return took, engine.split, reqs
+
+
+async def resync_and_refresh(
+    prefix: str,
+    fig: RunFigures,
+    engine: TimedEngine,
+    kube: KubeClient,
+    rlog: RequestLog,
+    split_of: dict[str, Split],
+    ns: str,
+) -> None:
+    """c) sync again with nothing changed, then d) refresh; ``prefix`` names the figures."""
+    before = await resource_versions(kube, ns)
+    app = await store.get_app(kube, ns, APP_NAMESPACE)
+    split_of["current"] = engine.split = Split()
+    with rlog.window() as reqs:
+        t0 = time.monotonic()
+        result = await engine.sync(app, initiated_by="bench")
+        fig.values[f"{prefix}resync_seconds"] = time.monotonic() - t0
+    if not result.ok:
+        raise RuntimeError(f"re-sync of {ns} failed: {result.message}")
+    after = await resource_versions(kube, ns)
+    s = engine.split.seconds
+    fig.values[f"{prefix}resync_desired_seconds"] = s["desired"]
+    fig.values[f"{prefix}resync_apply_seconds"] = s["run_sync"]
+    fig.values[f"{prefix}resync_refresh_seconds"] = s["refresh"]
+    fig.values[f"{prefix}resync_object_writes"] = reqs["apply"]
+    fig.values[f"{prefix}resync_changed_resource_versions"] = sum(
+        1 for k, v in after.items() if before.get(k) != v
+    )
+    fig.values[f"{prefix}resync_status_writes"] = reqs["status_patch"]
+    fig.values[f"{prefix}resync_dry_runs"] = reqs["dry_run_apply"]
+    fig.values[f"{prefix}resync_requests"] = sum(reqs.values())
+    fig.notes[f"{prefix}resync_requests"] = fmt_counts(reqs)
+
+    app = await store.get_app(kube, ns, APP_NAMESPACE)
+    split_of["current"] = engine.split = Split()
+    with rlog.window() as reqs:
+        t0 = time.monotonic()
+        _, comparison = await engine.refresh(app)
+        fig.values[f"{prefix}refresh_seconds"] = time.monotonic() - t0
+    if comparison is None or comparison.sync.value != "Synced":
+        raise RuntimeError(f"refresh of {ns} after its sync is not Synced")
+    fig.values[f"{prefix}refresh_requests"] = sum(reqs.values())
+    fig.notes[f"{prefix}refresh_requests"] = fmt_counts(reqs)
+
+
 async def one_run(
     i: int,
     kube: KubeClient,
@@ -274,91 +351,70 @@ async def one_run(
 ) -> RunFigures:
     fig = RunFigures()
     n = args.objects
-
-    # a) bare client
-    ns_bare = f"bench-bare-{i}"
-    await new_namespace(kube, ns_bare)
-    fig.values["bare_seconds"] = await bare_apply(kube.config, ns_bare, n, args.in_flight)
-
-    # b) first sync, cold caches
+    git_cache = work / f"git-cache-{i}"
+    # The engine as the controller runs it: one for the process, with the dry-run
+    # verdict cache. A new one per run: cold git cache and render cache.
+    engine = TimedEngine(kube, git_cache_dir=git_cache, dry_runs=DryRunCache())
     ns = f"bench-gitmoor-{i}"
-    await new_namespace(kube, ns)
-    manifest = application_manifest(
-        f"bench-{i}", APP_NAMESPACE, AppSource(repo_url, "."), Destination(ns)
-    )
-    app = await store.save_app(kube, manifest)
-    engine = TimedEngine(kube, git_cache_dir=work / f"git-cache-{i}")
-    split_of["current"] = engine.split = Split()
-    with rlog.window() as reqs:
-        t0 = time.monotonic()
-        result = await engine.sync(app, initiated_by="bench")
-        fig.values["first_sync_seconds"] = time.monotonic() - t0
-    if not result.ok:
-        raise RuntimeError(f"first sync failed: {result.message}")
-    s = engine.split.seconds
-    fig.values["first_sync_desired_seconds"] = s["desired"]
-    fig.values["first_sync_apply_seconds"] = s["run_sync"]
-    fig.values["first_sync_refresh_seconds"] = s["refresh"]
-    fig.values["first_sync_other_seconds"] = (
-        fig.values["first_sync_seconds"] - s["desired"] - s["run_sync"] - s["refresh"]
-    )
-    fig.notes["first_sync_requests"] = fmt_counts(reqs)
-    created = await resource_versions(kube, ns)
-    if len(created) != n:
-        raise RuntimeError(f"first sync left {len(created)} ConfigMaps, not {n}")
 
-    # c) re-sync, nothing changed (warm caches, as in the controller)
-    app = await store.get_app(kube, app.name, APP_NAMESPACE)
-    split_of["current"] = engine.split = Split()
-    with rlog.window() as reqs:
-        t0 = time.monotonic()
-        result = await engine.sync(app, initiated_by="bench")
-        fig.values["resync_seconds"] = time.monotonic() - t0
-    if not result.ok:
-        raise RuntimeError(f"re-sync failed: {result.message}")
-    s = engine.split.seconds
-    fig.values["resync_desired_seconds"] = s["desired"]
-    fig.values["resync_apply_seconds"] = s["run_sync"]
-    fig.values["resync_refresh_seconds"] = s["refresh"]
-    after = await resource_versions(kube, ns)
-    fig.values["resync_object_writes"] = reqs["apply"]
-    fig.values["resync_changed_resource_versions"] = sum(
-        1 for k, v in after.items() if created.get(k) != v
-    )
-    fig.values["resync_status_writes"] = reqs["status_patch"]
-    fig.values["resync_dry_runs"] = reqs["dry_run_apply"]
-    fig.values["resync_requests"] = sum(reqs.values())
-    fig.notes["resync_requests"] = fmt_counts(reqs)
+    async def bare() -> None:
+        ns_bare = f"bench-bare-{i}"
+        await new_namespace(kube, ns_bare)
+        fig.values["bare_seconds"] = await bare_apply(kube.config, ns_bare, n, args.in_flight)
 
-    # d) refresh (compare)
-    app = await store.get_app(kube, app.name, APP_NAMESPACE)
-    split_of["current"] = engine.split = Split()
-    with rlog.window() as reqs:
-        t0 = time.monotonic()
-        _, comparison = await engine.refresh(app)
-        fig.values["refresh_seconds"] = time.monotonic() - t0
-    if comparison is None or comparison.sync.value != "Synced":
-        raise RuntimeError("refresh after sync is not Synced")
-    fig.values["refresh_requests"] = sum(reqs.values())
-    fig.notes["refresh_requests"] = fmt_counts(reqs)
+    async def gitmoor() -> None:
+        took, split, reqs = await first_sync(engine, kube, rlog, split_of, repo_url, ns, n)
+        s = split.seconds
+        fig.values["first_sync_seconds"] = took
+        fig.values["first_sync_desired_seconds"] = s["desired"]
+        fig.values["first_sync_apply_seconds"] = s["run_sync"]
+        fig.values["first_sync_refresh_seconds"] = s["refresh"]
+        fig.values["first_sync_other_seconds"] = took - s["desired"] - s["run_sync"] - s["refresh"]
+        fig.notes["first_sync_requests"] = fmt_counts(reqs)
+
+    # Every object of a run goes into namespaces of its own; bare and gitmoor take
+    # turns going first, so that a drift of the machine's load favours neither.
+    for step in (bare, gitmoor) if i % 2 == 0 else (gitmoor, bare):
+        await step()
+    app = await store.get_app(kube, ns, APP_NAMESPACE)
+    fig.values["app_object_kib"] = len(json.dumps(app.raw)) / 1024
+
+    # b') a second app of the same commit: the git checkout is cached (the render
+    # is not: its namespace differs), as for a new app in a running controller
+    took, _, _ = await first_sync(engine, kube, rlog, split_of, repo_url, f"{ns}-warm", n)
+    fig.values["first_sync_warm_git_seconds"] = took
+
+    # c), d) on the first app, with the same engine
+    await resync_and_refresh("", fig, engine, kube, rlog, split_of, ns)
+
+    # b"), c"), d") as the CLI does it: a new Engine per command, without the
+    # dry-run cache (git cache warm, as ~/.cache/gitmoor/git is between commands)
+    if not args.no_cli:
+        ns_cli = f"bench-cli-{i}"
+        cli = TimedEngine(kube, git_cache_dir=git_cache)
+        took, _, reqs = await first_sync(cli, kube, rlog, split_of, repo_url, ns_cli, n)
+        fig.values["cli_first_sync_seconds"] = took
+        fig.notes["cli_first_sync_requests"] = fmt_counts(reqs)
+        cli = TimedEngine(kube, git_cache_dir=git_cache)
+        await resync_and_refresh("cli_", fig, cli, kube, rlog, split_of, ns_cli)
 
     # e) kubectl
     if args.kubectl:
         ns_k = f"bench-kubectl-{i}"
         await new_namespace(kube, ns_k)
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        cmd = ["kubectl", "apply", "--server-side", "--field-manager=bench", "-n", ns_k]
         t0 = time.monotonic()
-        subprocess.run(
-            ["kubectl", "apply", "--server-side", "--field-manager=bench", "-n", ns_k]
-            + ["-f", str(repo_dir)],
-            env=env,
-            check=True,
-            capture_output=True,
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, "-f", str(repo_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        _, err = await proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"kubectl failed: {err.decode()[-500:]}")
         fig.values["kubectl_seconds"] = time.monotonic() - t0
 
-    # The namespaces are left to the control plane's stop: deleting 2,000+ objects
-    # while the next run measures would only add noise.
+    # The namespaces are left to the control plane's stop: deleting thousands of
+    # objects while the next run measures would only add noise.
     return fig
 
 
@@ -377,40 +433,66 @@ def report(runs: list[RunFigures], args: argparse.Namespace, mean_size: int) -> 
         )
 
     def ratio(key: str, ref: str, aim: str) -> None:
-        r = [a / b for a, b in zip(vals(key), vals(ref), strict=True)]
+        r = [
+            run.values[key] / run.values[ref]
+            for run in runs
+            if key in run.values and ref in run.values
+        ]
         if r:
             print(
                 f"{key.removesuffix('_seconds')}_ratio_to_bare={statistics.median(r):.2f} "
                 f"all={[round(x, 2) for x in r]}  ({aim})"
             )
 
-    n = args.objects
+    def requests(key: str) -> None:
+        if key in runs[-1].notes:
+            print(f"{key}_by_kind last_run={runs[-1].notes[key]}")
+
+    def resync_lines(prefix: str) -> None:
+        line(f"{prefix}resync_seconds", note="Engine.sync again, nothing changed")
+        line(f"{prefix}resync_desired_seconds")
+        line(f"{prefix}resync_apply_seconds")
+        line(f"{prefix}resync_refresh_seconds")
+        line(f"{prefix}resync_object_writes", ".0f", "non-dry-run applies; aim 0")
+        line(
+            f"{prefix}resync_changed_resource_versions",
+            ".0f",
+            "ConfigMaps whose resourceVersion moved; aim 0",
+        )
+        line(
+            f"{prefix}resync_status_writes",
+            ".0f",
+            "Application status patches: the operation's record",
+        )
+        line(f"{prefix}resync_dry_runs", ".0f")
+        line(f"{prefix}resync_requests", ".0f")
+        requests(f"{prefix}resync_requests")
+        line(f"{prefix}refresh_seconds", note="Engine.refresh of the synced app")
+        line(f"{prefix}refresh_requests", ".0f")
+        requests(f"{prefix}refresh_requests")
+
     print(
-        f"setup objects={n} mean_file_bytes={mean_size} in_flight={args.in_flight} "
+        f"setup objects={args.objects} mean_file_bytes={mean_size} in_flight={args.in_flight} "
         f"runs={len(runs)} loadavg_start={args.load_start}"
     )
     line("bare_seconds", note=f"httpx http2, 1 connection, {args.in_flight} in flight")
+    print("# gitmoor as the controller runs it: one Engine, with its DryRunCache")
     line("first_sync_seconds", note="Engine.sync, cold git and render cache")
     ratio("first_sync_seconds", "bare_seconds", "aim <= 1.25")
     line("first_sync_desired_seconds", note="credentials, resolve, checkout, render, prepare")
     line("first_sync_apply_seconds", note="run_sync: read live, apply, health, prune")
     line("first_sync_refresh_seconds", note="the refresh after a sync, its desired excluded")
     line("first_sync_other_seconds", note="status writes around the operation")
-    print(f"first_sync_requests last_run={runs[-1].notes['first_sync_requests']}")
-    line("resync_seconds", note="Engine.sync, nothing changed, warm caches")
-    ratio("resync_seconds", "bare_seconds", "for scale")
-    line("resync_desired_seconds")
-    line("resync_apply_seconds")
-    line("resync_refresh_seconds")
-    line("resync_object_writes", ".0f", "non-dry-run applies; aim 0")
-    line("resync_changed_resource_versions", ".0f", "ConfigMaps whose resourceVersion moved; aim 0")
-    line("resync_status_writes", ".0f", "Application status patches (the operation's record)")
-    line("resync_dry_runs", ".0f")
-    line("resync_requests", ".0f")
-    print(f"resync_requests_by_kind last_run={runs[-1].notes['resync_requests']}")
-    line("refresh_seconds", note="Engine.refresh of the synced app")
-    line("refresh_requests", ".0f")
-    print(f"refresh_requests_by_kind last_run={runs[-1].notes['refresh_requests']}")
+    requests("first_sync_requests")
+    line("first_sync_warm_git_seconds", note="a second app of the same commit, git cached")
+    ratio("first_sync_warm_git_seconds", "bare_seconds", "aim <= 1.25")
+    line("app_object_kib", ".0f", "the Application after its sync; etcd refuses over 1536")
+    resync_lines("")
+    print("# gitmoor as the CLI runs it: a new Engine per command, no DryRunCache")
+    line("cli_first_sync_seconds", note="git cache warm")
+    ratio("cli_first_sync_seconds", "bare_seconds", "aim <= 1.25")
+    requests("cli_first_sync_requests")
+    resync_lines("cli_")
     line("kubectl_seconds", note="kubectl apply --server-side, create")
     ratio("kubectl_seconds", "bare_seconds", "for scale")
     print(f"loadavg_end={_loadavg()}")
@@ -434,7 +516,9 @@ async def bench(cp: ControlPlane, work: Path, args: argparse.Namespace) -> None:
         runs = []
         for i in range(args.runs):
             runs.append(
-                await one_run(i, kube, rlog, split_of, repo_url, work, args, cp.kubeconfig, repo_dir)
+                await one_run(
+                    i, kube, rlog, split_of, repo_url, work, args, cp.kubeconfig, repo_dir
+                )
             )
             if args.verbose:
                 print(f"# run {i}: {runs[-1].values}", flush=True)
@@ -447,6 +531,7 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=1000)
     ap.add_argument("--in-flight", type=int, default=64, help="requests in flight (32-64)")
     ap.add_argument("--kubectl", action="store_true", help="also time kubectl (~30 s per run)")
+    ap.add_argument("--no-cli", action="store_true", help="skip the CLI-style engine figures")
     ap.add_argument("--verbose", action="store_true", help="print each run's figures as it ends")
     # bench/run.py passes its own arguments (--cold) to every benchmark.
     args, _unknown = ap.parse_known_args()

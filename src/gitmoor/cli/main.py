@@ -393,7 +393,9 @@ def app_diff(
         engine = _engine(kube)
         a = await store.get_app(kube, name, State.namespace)
         desired = await engine.desired(a, revision)
-        cmp = await compare_app(a, desired.revision, desired.manifests, kube, inventory(a))
+        cmp = await compare_app(
+            a, desired.revision, desired.manifests, await engine.dest(a), inventory(a)
+        )
         changed = 0
         for r in cmp.resources:
             if r.sync is SyncStatus.SYNCED:

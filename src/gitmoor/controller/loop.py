@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 import re
@@ -71,6 +72,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("gitmoor.controller")
 
 DEFAULT_INTERVAL = 180.0
+#: a Running operation whose heartbeat is older than this was cut off (the
+#: engine renews it every 10 s while a sync runs)
+STALE_RUNNING = 45.0
 SELF_HEAL_DEBOUNCE = 5.0
 
 
@@ -142,6 +146,21 @@ class _AppState:
     last_sync_at: float = 0.0
 
 
+def _running_silence(app: Application) -> float | None:
+    """Seconds since a Running operation last reported, or None when none runs."""
+    op_state = app.status.get("operationState") or {}
+    if op_state.get("phase") != Phase.RUNNING.value:
+        return None
+    stamp = op_state.get("heartbeatAt") or op_state.get("startedAt")
+    if not stamp:
+        return STALE_RUNNING
+    try:
+        at = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return STALE_RUNNING
+    return max(0.0, (dt.datetime.now(dt.UTC) - at).total_seconds())
+
+
 def _sync_options(app: Application, op: dict[str, Any]) -> SyncOptions:
     sync = op.get("sync") or {}
     auto = app.spec.sync_policy.automated
@@ -200,7 +219,8 @@ class Controller:
         self.apps[name] = obj
         st = self.state.setdefault(name, _AppState())
         generation = int(obj.get("metadata", {}).get("generation") or 0)
-        if generation != st.generation or obj.get("operation"):
+        # Writing `operation` bumps the generation too; status writes do not.
+        if generation != st.generation:
             st.generation = generation
             self.queue.add(name)
 
@@ -238,8 +258,14 @@ class Controller:
             return
         cluster = app.spec.destination.name
         key = "" if cluster in ("", "in-cluster") else cluster
-        if key not in self.caches:
-            dest = await self.engine.dest(app)
+        dest = await self.engine.dest(app)
+        current = self.caches.get(key)
+        if current is not None and current.kube is not dest:
+            # The cluster's credentials rotated (a new client): the old cache's
+            # watches run on a closed client and would serve frozen objects.
+            await self.caches.pop(key).aclose()
+            current = None
+        if current is None:
             self.caches[key] = ClusterCache(dest, on_change=self.object_changed)
 
     async def process(self, name: str) -> None:
@@ -247,7 +273,9 @@ class Controller:
             return
         started = time.monotonic()
         app = parse_application(self.apps[name])
-        await self._ensure_cache(app)
+        with contextlib.suppress(GitmoorError):
+            # An unknown destination cluster is reported by refresh as a condition.
+            await self._ensure_cache(app)
         interval = parse_duration(
             ((app.raw.get("spec") or {}).get("syncPolicy") or {}).get("refreshInterval"),
             self.interval,
@@ -255,16 +283,19 @@ class Controller:
         outcome = "ok"
         try:
             op = app.operation
-            interrupted = (app.status.get("operationState") or {}).get(
-                "phase"
-            ) == Phase.RUNNING.value
+            running_for = _running_silence(app)
             if op:
                 app = await self._run_operation(app, op)
-            elif interrupted:
-                # Nothing runs a sync of this app here now (one worker per app), so a
-                # Running operation was cut off by a crash, a kill or an outage.
+            elif running_for is not None and running_for >= STALE_RUNNING:
+                # A Running sync whose heartbeat stopped: cut off by a crash, a kill
+                # or an outage (nothing runs it here: one worker per app).
                 await self._resume_interrupted(app)
                 app = parse_application(self.apps.get(name, app.raw))
+            elif running_for is not None:
+                # A sync in progress elsewhere (the CLI, another replica): leave it,
+                # and look again once it should have reported.
+                self.queue.add_after(name, STALE_RUNNING - running_for + 1)
+                return
             before = app
             app, comparison = await self.engine.refresh(app)
             self.hooks.status_changed(before, app)
@@ -287,19 +318,45 @@ class Controller:
 
     async def _run_operation(self, app: Application, op: dict[str, Any]) -> Application:
         who = (op.get("initiatedBy") or {}).get("username", "controller")
-        if "rollback" in op:
-            self.hooks.sync_started(app, str(op["rollback"].get("id")), "rollback")
-            result = await self.engine.rollback(app, int(op["rollback"]["id"]), initiated_by=who)
-        else:
-            revision = (op.get("sync") or {}).get("revision") or None
-            self.hooks.sync_started(app, revision or app.spec.source.target_revision, "operation")
-            result = await self.engine.sync(
-                app, _sync_options(app, op), revision=revision, initiated_by=who
+        try:
+            if "rollback" in op:
+                self.hooks.sync_started(app, str(op["rollback"].get("id")), "rollback")
+                result = await self.engine.rollback(
+                    app, int(op["rollback"]["id"]), initiated_by=who
+                )
+            else:
+                revision = (op.get("sync") or {}).get("revision") or None
+                self.hooks.sync_started(
+                    app, revision or app.spec.source.target_revision, "operation"
+                )
+                result = await self.engine.sync(
+                    app, _sync_options(app, op), revision=revision, initiated_by=who
+                )
+        except ApiUnavailableError:
+            raise  # the operation stays requested and runs again when the API is back
+        except (GitmoorError, ValueError, KeyError, TypeError) as e:
+            # A malformed operation or one that failed before it could start: record
+            # it and clear it, never leave it requested (that would loop).
+            message = f"operation failed: {e}"
+            result = SyncResult("", Phase.FAILED, message)
+            fresh = await store.get_app(self.kube, app.name, app.namespace)
+            await store.patch_status(
+                self.kube,
+                fresh,
+                {
+                    "operationState": {
+                        "phase": Phase.FAILED.value,
+                        "message": message,
+                        "finishedAt": store.now_iso(),
+                    }
+                },
             )
         self.hooks.sync_finished(app, result)
         self.state.setdefault(app.name, _AppState()).last_sync_at = time.monotonic()
         fresh = await store.get_app(self.kube, app.name, app.namespace)
-        return await store.set_operation(self.kube, fresh, None)
+        cleared = await store.set_operation(self.kube, fresh, None)
+        self.apps[app.name] = cleared.raw  # not the stale copy that still has the operation
+        return cleared
 
     async def _resume_interrupted(self, app: Application) -> None:
         """Finish what a dead controller left Running: an automated app syncs again
@@ -329,7 +386,22 @@ class Controller:
         history = app.status.get("history") or []
         deployed = str(history[-1].get("revision", "")) if history else ""
 
-        if last_rev == commit and op_state.get("phase") in (Phase.FAILED.value, Phase.ERROR.value):
+        out_of_sync = [r for r in comparison.resources if r.sync.value == "OutOfSync"]
+        if not auto.prune and out_of_sync and all(r.requires_pruning for r in out_of_sync):
+            # Argo CD: "need to prune extra resources only but automated prune is
+            # disabled" - syncing would change nothing and only fill the history.
+            return
+        if last_rev == commit and op_state.get("phase") == Phase.ERROR.value:
+            # An outage (git, API server) cut it off: not the manifest's fault, so it
+            # is retried with the app's backoff whatever syncPolicy.retry says.
+            since = time.monotonic() - self.state.setdefault(app.name, _AppState()).last_sync_at
+            wait = min(self.queue.backoff(app.name), 60.0) - since
+            if wait > 0:
+                self.queue.add_after(app.name, wait)
+                return
+            await self._auto_sync(app, commit, "retry-after-error")
+            return
+        if last_rev == commit and op_state.get("phase") == Phase.FAILED.value:
             policy = RetryPolicy.of(app)
             attempts = int(op_state.get("retryCount") or 0)
             if attempts >= policy.limit:

@@ -29,6 +29,7 @@ never older than the scrape.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Protocol
 
@@ -85,6 +86,7 @@ class _CountsRequests(Protocol):
     def requests(self) -> RequestCounter[tuple[str, int]]: ...
 
 
+@functools.lru_cache(maxsize=1024)
 def repo_label(url: str) -> str:
     """A repository URL as a label value: its identity, never its credentials.
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -21,8 +23,9 @@ from gitmoor.engine.compare import Comparison, DryRunCache, compare_app, is_hook
 from gitmoor.engine.prepare import owned_by, prepare
 from gitmoor.engine.repos import load_credentials
 from gitmoor.engine.sync import Phase, SyncEvent, SyncOptions, SyncResult, run_sync
+from gitmoor.kube import ConflictError
 from gitmoor.model import GitmoorError, Manifest, ObjectRef, RetryableError, UserInputError
-from gitmoor.model.application import DEFAULT_NAMESPACE, Application
+from gitmoor.model.application import DEFAULT_NAMESPACE, Application, parse_application
 from gitmoor.render import RenderCache, RenderOptions
 from gitmoor.source import checkout_async, match_credentials, resolve_async
 
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
     from gitmoor.source import RepoCredentials
 
 log = logging.getLogger("gitmoor.engine")
+#: how often a running sync renews operationState.heartbeatAt
+HEARTBEAT_SECONDS = 10.0
 T = TypeVar("T")
 
 
@@ -67,6 +72,8 @@ class Engine:
     clusters: ClusterResolver | None = None
     caches: dict[str, ClusterCache] = field(default_factory=dict)
     dry_runs: DryRunCache | None = None
+    #: who runs syncs here, written into operationState.runner
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: called with (repo URL, "ls-remote" | "fetch", seconds, failed) after each git request
     on_git: Callable[[str, str, float, bool], None] | None = None
     #: repository credentials; the controller sets one backed by its watch cache
@@ -223,6 +230,7 @@ class Engine:
         options = options or _default_options(app)
         started_at = store.now_iso()
         started = time.monotonic()
+        heartbeat: asyncio.Task[None] | None = None
         if record and not options.dry_run:
             await store.patch_status(
                 self.kube,
@@ -232,31 +240,26 @@ class Engine:
                         "phase": Phase.RUNNING.value,
                         "message": "sync in progress",
                         "startedAt": started_at,
+                        "heartbeatAt": started_at,
+                        "runner": self.identity,
                         "operation": {
                             "sync": {"revision": revision or app.spec.source.target_revision},
                             "initiatedBy": {"username": initiated_by},
                         },
+                        # A merge patch keeps keys it does not name: clear the last run's.
+                        "finishedAt": None,
+                        "syncResult": None,
                     }
                 },
             )
+            heartbeat = asyncio.create_task(self._heartbeat(app))
         try:
-            desired = await self.desired(app, revision)
-        except RetryableError as e:
-            result = SyncResult(revision or "", Phase.ERROR, str(e))
-        except GitmoorError as e:
-            result = SyncResult(revision or "", Phase.FAILED, str(e))
-        else:
-            result = await run_sync(
-                app,
-                desired.revision,
-                desired.manifests,
-                await self.dest(app),
-                inventory=inventory(app),
-                options=options,
-                progress=progress,
-                cache=self.cache_for(app),
-                dry_runs=self.dry_runs,
-            )
+            result = await self._sync_body(app, options, revision, progress)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError, GitmoorError):
+                    await heartbeat
         log.info(
             "event=synced app=%s/%s revision=%s phase=%s dry_run=%s seconds=%.3f message=%r",
             app.namespace,
@@ -268,11 +271,72 @@ class Engine:
             result.message,
         )
         if record and not options.dry_run:
-            await self._record(app, result, started_at, initiated_by, revision)
+            await self._record(
+                app, result, started_at, initiated_by, revision, full=options.only is None
+            )
             # Status follows at once: a user reading `app get` after a sync sees its outcome.
             with contextlib.suppress(GitmoorError):
                 await self.refresh(await store.get_app(self.kube, app.name, app.namespace))
         return result
+
+    async def _sync_body(
+        self,
+        app: Application,
+        options: SyncOptions,
+        revision: str | None,
+        progress: Callable[[SyncEvent], None] | None,
+    ) -> SyncResult:
+        try:
+            desired = await self.desired(app, revision)
+        except RetryableError as e:
+            return SyncResult(revision or "", Phase.ERROR, str(e))
+        except GitmoorError as e:
+            return SyncResult(revision or "", Phase.FAILED, str(e))
+        else:
+            return await run_sync(
+                app,
+                desired.revision,
+                desired.manifests,
+                await self.dest(app),
+                inventory=inventory(app),
+                options=options,
+                progress=progress,
+                cache=self.cache_for(app),
+                dry_runs=self.dry_runs,
+                claims=self.still_declares,
+            )
+
+    async def still_declares(self, owner: str, ref: ObjectRef) -> bool:
+        """Does the app ``<apps-namespace>_<name>`` declare ``ref`` at its target now?
+
+        Asked only when a sync meets an object another app owns: a moved object is
+        taken over, a shared one is refused. When it cannot be told (the owner's
+        repository is down), the answer is yes: refusing is the safe side.
+        """
+        namespace, _, name = owner.partition("_")
+        try:
+            other = await store.get_app(self.kube, name, namespace)
+        except UserInputError:
+            return False  # the owner app is gone: the object is an orphan
+        try:
+            theirs = await self.desired(other)
+        except GitmoorError:
+            return True
+        key = (ref.group, ref.kind, ref.namespace, ref.name)
+        return any(
+            (m.ref.group, m.ref.kind, m.ref.namespace, m.ref.name) == key for m in theirs.manifests
+        )
+
+    async def _heartbeat(self, app: Application) -> None:
+        """Renew operationState.heartbeatAt while a sync runs, so the controller can
+        tell a sync in progress (here, in the CLI or in another replica) from one
+        cut off by a crash."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(GitmoorError):
+                await store.patch_status(
+                    self.kube, app, {"operationState": {"heartbeatAt": store.now_iso()}}
+                )
 
     async def _record(
         self,
@@ -281,6 +345,8 @@ class Engine:
         started_at: str,
         initiated_by: str,
         revision: str | None,
+        *,
+        full: bool = True,
     ) -> None:
         fresh = await store.get_app(self.kube, app.name, app.namespace)
         status: dict[str, Any] = {
@@ -296,7 +362,9 @@ class Engine:
                 "syncResult": result.to_dict(),
             }
         }
-        if result.ok:
+        if result.ok and full:
+            # Only a full sync deploys a revision (Argo CD records the same way): a
+            # selective sync in history would pass for a complete deploy of it.
             history = list(fresh.status.get("history") or [])
             next_id = max((int(h.get("id", 0)) for h in history), default=0) + 1
             history.append(
@@ -324,8 +392,8 @@ class Engine:
                     r.get("namespace", ""),
                     r.get("name"),
                 ) not in known and not any(
-                    p.ref.name == r.get("name")
-                    and p.ref.kind == r.get("kind")
+                    (p.ref.group, p.ref.kind, p.ref.namespace, p.ref.name)
+                    == (r.get("group", ""), r.get("kind"), r.get("namespace", ""), r.get("name"))
                     and p.action.value == "pruned"
                     for p in result.resources
                 ):
@@ -355,6 +423,12 @@ class Engine:
             )
         if app.spec.sync_policy.automated is not None:
             app = await store.patch_spec(self.kube, app, {"syncPolicy": {"automated": None}})
+        # The entry's own source (path, repo, Helm values at that time), as Argo CD's
+        # rollback uses the history's source: the current spec may have moved on.
+        recorded = entry.get("source")
+        if isinstance(recorded, dict) and recorded.get("repoURL"):
+            spec = app.raw.get("spec") or {}
+            app = parse_application({**app.raw, "spec": {**spec, "source": recorded}})
         return await self.sync(
             app,
             options,
@@ -369,6 +443,11 @@ class Engine:
         """Delete the app; with ``cascade`` first the objects it owns (and only those)."""
         deleted: list[ObjectRef] = []
         if cascade:
+            # Automation off first, so the controller does not re-create (self-heal)
+            # what is being deleted. Argo CD uses a finalizer for the same reason.
+            app = await store.patch_spec(
+                self.kube, app, {"syncPolicy": {"automated": None, "suspended": True}}
+            )
             dest = await self.dest(app)
             refs = inventory(app)
             for ref in reversed(refs):
@@ -378,8 +457,17 @@ class Engine:
                     continue
                 if live is None or not owned_by(app, live):
                     continue
-                uid = live.get("metadata", {}).get("uid")
-                if await dest.delete(ref, propagation="Foreground", uid=uid):
+                meta = live.get("metadata", {})
+                try:
+                    gone = await dest.delete(
+                        ref,
+                        propagation="Foreground",
+                        uid=meta.get("uid"),
+                        resource_version=meta.get("resourceVersion"),
+                    )
+                except ConflictError:
+                    continue  # changed since it was judged ours: leave it
+                if gone:
                     deleted.append(ref)
         await self.kube.delete(store.app_ref(app.name, app.namespace))
         return deleted

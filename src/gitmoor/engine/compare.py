@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -105,6 +106,21 @@ def prune_disabled(obj: JSONDict) -> bool:
         return not sync_options(obj).prune
     except GitmoorError:
         return False
+
+
+_VALUE = re.compile(r'(Value:|Invalid value: |value: )("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def safe_message(ref: ObjectRef, message: str) -> str:
+    """The server's message, with the values it quotes masked for a Secret.
+
+    The API server quotes a rejected field's value ("expected string, got
+    …{Value:987654321}"): for a Secret that is the secret itself, and the message
+    goes to status, Events, notifications and logs.
+    """
+    if ref.kind != "Secret" or ref.group != "":
+        return message
+    return _VALUE.sub(r"\1<masked>", message)
 
 
 def ignore_rules(app: Application) -> tuple[IgnoreRule, ...]:
@@ -240,7 +256,7 @@ async def compare_app(
                 m.ref,
                 SyncStatus.OUT_OF_SYNC,
                 health_of(current),
-                message=f"dry-run failed: {e.message}",
+                message=f"dry-run failed: {safe_message(m.ref, e.message)}",
             )
         diff = compare(m.ref, current, predicted, rules)
         if dry_runs is not None and key is not None:

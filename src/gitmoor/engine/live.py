@@ -40,7 +40,9 @@ async def read_live(
     for ref in refs:
         if cache is not None:
             known, obj = cache.get(ref)
-            if known and obj is not None:
+            # The cache watches a kind at one version; an object read at another
+            # version has other fields (autoscaling/v1 vs v2), so GET it at ours.
+            if known and obj is not None and obj.get("apiVersion") == ref.api_version:
                 found[ref] = obj
                 continue
         groups[(ref.group, ref.version, ref.kind, ref.namespace)].append(ref)

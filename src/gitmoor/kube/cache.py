@@ -45,6 +45,8 @@ class _Informer:
     resource_version: str = ""
     #: the list was refused (403): callers read this kind with GETs instead
     forbidden: bool = False
+    #: the watch broke: until a relist, what is held may be old
+    stale: bool = False
 
 
 class ClusterCache:
@@ -86,7 +88,7 @@ class ClusterCache:
         """(known, object): ``known`` is False when the type is not (yet) cached,
         or the object is not in the cache — which may mean it lacks gitmoor's label."""
         inf = self._informers.get((ref.group, ref.kind))
-        if inf is None or not inf.synced.is_set():
+        if inf is None or not inf.synced.is_set() or inf.stale or inf.forbidden:
             return False, None
         obj = inf.objects.get(key_of(ref))
         return obj is not None, obj
@@ -126,6 +128,7 @@ class ClusterCache:
         old = inf.objects
         inf.objects = fresh
         inf.resource_version = listed.resource_version
+        inf.stale = False
         self.relists += 1
         if self.on_change is not None and inf.synced.is_set():
             for k in old.keys() - fresh.keys():
@@ -195,12 +198,16 @@ class ClusterCache:
                         e,
                     )
                     inf.forbidden = True
+                    inf.objects = {}
                     inf.synced.set()
                     await asyncio.sleep(600)
                     inf.forbidden = False
                     inf.synced.clear()
                     need_list = True
                     continue
+                # Serve nothing from memory until a relist: callers GET meanwhile.
+                inf.stale = True
+                need_list = True
                 log.warning(
                     "event=watch_error resource=%s error=%s retry_in=%.0f",
                     inf.resource.plural,
@@ -209,8 +216,8 @@ class ClusterCache:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-                need_list = need_list or not inf.resource_version
             except Exception:
+                inf.stale = True
                 log.exception("event=watch_crashed resource=%s", inf.resource.plural)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -214,11 +214,14 @@ class KubeClient:
         except ValueError:
             status = {"code": r.status_code, "message": r.text[:500] or r.reason_phrase}
         status.setdefault("code", r.status_code)
-        if r.status_code == 500 and "failed to create typed patch object" in str(
-            status.get("message", "")
+        message = str(status.get("message", ""))
+        if r.status_code == 500 and any(
+            m in message
+            for m in ("failed to create typed patch object", "failed to convert", "illegal base64")
         ):
-            # Server-side apply answers 500 for a field of the wrong type (a string
-            # for spec.replicas): the manifest is wrong, retrying cannot help.
+            # The API server answers 500 for a field of the wrong type (a string for
+            # spec.replicas) or Secret data that is not base64: the manifest is
+            # wrong, retrying cannot help.
             status = {**status, "code": 422, "reason": "Invalid"}
             raise api_error(status, concerns=concerns)
         if r.status_code == 429 or r.status_code >= 500:
@@ -441,17 +444,24 @@ class KubeClient:
         *,
         propagation: Literal["Foreground", "Background", "Orphan"] = "Background",
         uid: str | None = None,
+        resource_version: str | None = None,
     ) -> bool:
         """Delete; False when it was already gone. ``uid`` makes the delete act
-        only on that incarnation of the object (a precondition)."""
+        only on that incarnation of the object, ``resource_version`` only on the
+        state the caller judged (preconditions: a 409 if it changed since)."""
         ar = await self.resource_for(ref)
         body: JSONDict = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",
             "propagationPolicy": propagation,
         }
+        preconditions = {}
         if uid:
-            body["preconditions"] = {"uid": uid}
+            preconditions["uid"] = uid
+        if resource_version:
+            preconditions["resourceVersion"] = resource_version
+        if preconditions:
+            body["preconditions"] = preconditions
         try:
             result = await self._request(
                 "DELETE",
