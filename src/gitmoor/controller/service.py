@@ -16,6 +16,7 @@ import base64
 import contextlib
 import logging
 import os
+import signal
 import socket
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -250,10 +251,23 @@ async def serve_controller(
             lifespan="off",
         )
         server = uvicorn.Server(config)
+        # The controller owns SIGTERM/SIGINT (below): uvicorn must not take them
+        # and re-raise them, which killed the process before its cleanup ran.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         background.append(asyncio.create_task(server.serve(), name="http"))
         log.info("event=http_listening address=%s routes=/api/webhook,/metrics,/healthz", listen)
+    if stop is None:
+        # SIGTERM (a pod's shutdown) and Ctrl-C end the loop gracefully: the Lease is
+        # released (the other replicas take over at once), Events and queued
+        # notifications are drained, watches closed.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
     try:
         await ctrl.run(stop)
+        log.info("event=controller_stopped")
     finally:
         if server is not None:
             server.should_exit = True

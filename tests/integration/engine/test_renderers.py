@@ -37,7 +37,7 @@ async def test_kustomize_overlay_syncs_healthy(env: AppEnv, repo_root: Path) -> 
     assert kinds == [
         ("ConfigMap", "created"),
         ("Deployment", "created"),
-        ("Job", "created"),
+        ("Job", "hook-succeeded"),  # the migration, a PreSync hook
         ("Service", "created"),
     ]
     web = await env.get(deploy_ref(env.namespace, "guestbook"))
