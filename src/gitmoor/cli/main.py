@@ -29,7 +29,7 @@ from gitmoor.cli import output
 from gitmoor.engine import store
 from gitmoor.engine.app import Engine
 from gitmoor.engine.clusters import ClusterRegistry
-from gitmoor.engine.compare import compare_app
+from gitmoor.engine.compare import DryRunCache, compare_app
 from gitmoor.engine.repos import add_repo, list_repos, remove_repo
 from gitmoor.engine.sync import Action, SyncEvent, SyncOptions, SyncResult
 from gitmoor.kube import KubeClient, default_config
@@ -91,7 +91,9 @@ State = Ctx(None, None, DEFAULT_NAMESPACE, False)
 def _engine(kube: KubeClient) -> Engine:
     """The engine for one command: apps in the selected namespace, destinations
     resolved through the registered clusters."""
-    return Engine(kube, namespace=State.namespace, clusters=State.clusters)
+    # A verdict cache for the command's life: the refresh after a sync then needs
+    # no dry-run of what the sync itself just applied.
+    return Engine(kube, namespace=State.namespace, clusters=State.clusters, dry_runs=DryRunCache())
 
 
 @app.callback()
