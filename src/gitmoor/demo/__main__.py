@@ -216,7 +216,7 @@ def main() -> int:
         "  gitmoor app diff guestbook-prod         # shows the drift; exit code 1\n"
         "  gitmoor app sync guestbook-prod --force-conflicts\n"
         "  gitmoor app history guestbook-dev\n"
-        f"  # edit {repo}/apps/guestbook/overlays/dev, commit: the controller applies it\n"
+        f"  # edit {repo}/apps/guestbook/overlays/dev, commit: applied within a minute (--interval 60)\n"
         "  curl -s http://127.0.0.1:8081/metrics | grep gitmoor_app_info\n"
         "  make demo-down                          # stop the controller and the control plane"
     )
