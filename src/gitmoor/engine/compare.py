@@ -54,11 +54,7 @@ class ResourceStatus:
 
     def to_dict(self) -> JSONDict:
         out: JSONDict = {
-            "group": self.ref.group,
-            "version": self.ref.version,
-            "kind": self.ref.kind,
-            "namespace": self.ref.namespace,
-            "name": self.ref.name,
+            **self.ref.to_dict(),
             "status": self.sync.value,
             "health": {"status": self.health.status.value}
             | ({"message": self.health.message} if self.health.message else {}),

@@ -104,11 +104,7 @@ class ResourceResult:
 
     def to_dict(self) -> JSONDict:
         out: JSONDict = {
-            "group": self.ref.group,
-            "version": self.ref.version,
-            "kind": self.ref.kind,
-            "namespace": self.ref.namespace,
-            "name": self.ref.name,
+            **self.ref.to_dict(),
             "status": self.action.value,
             "message": self.message,
             "syncWave": self.wave,

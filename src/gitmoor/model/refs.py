@@ -37,6 +37,16 @@ class ObjectRef:
         namespace = meta.get("namespace") or ""
         return cls(group, version, kind, str(namespace), name)
 
+    def to_dict(self) -> dict[str, str]:
+        """The ref as status entries carry it (Argo CD's ResourceStatus fields)."""
+        return {
+            "group": self.group,
+            "version": self.version,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+        }
+
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
