@@ -235,11 +235,16 @@ class Controller:
         if name in self.apps:
             self.queue.add(name)
 
-    def refresh_apps(self, names: list[str]) -> int:
-        """Refresh these apps now (a webhook); the number queued."""
+    def refresh_apps(self, names: list[str], *, first: list[str] | None = None) -> int:
+        """Refresh these apps now (a webhook); ``first`` ahead of everything
+        queued. The number queued."""
         n = 0
-        for name in names:
+        for name in first or []:
             if name in self.apps:
+                self.queue.add(name, first=True)
+                n += 1
+        for name in names:
+            if name in self.apps and name not in (first or []):
                 self.queue.add(name)
                 n += 1
         return n

@@ -38,16 +38,24 @@ class WorkQueue:
     def processing(self) -> int:
         return len(self._processing)
 
-    def add(self, key: str) -> None:
+    def add(self, key: str, *, first: bool = False) -> None:
+        """Queue ``key``; ``first`` puts it at the front (or moves it there):
+        an app whose files a push just changed goes before a routine refresh."""
         if self._closed:
             return
         if key in self._processing:
             self._dirty.add(key)
             return
         if key in self._queued:
+            if first:
+                self._queue.remove(key)
+                self._queue.appendleft(key)
             return
         self._queued.add(key)
-        self._queue.append(key)
+        if first:
+            self._queue.appendleft(key)
+        else:
+            self._queue.append(key)
         self._ready.set()
 
     def add_after(self, key: str, delay: float) -> None:

@@ -32,6 +32,7 @@ from gitmoor.controller.webhook import (
     PushEvent,
     WebhookSecrets,
     load_secrets_from_secret,
+    path_changed,
     touches,
     webhook_router,
 )
@@ -165,8 +166,11 @@ def build_http(controller: Controller, metrics: Metrics, kube: KubeClient) -> Fa
     )
 
     async def on_push(event: PushEvent) -> int:
-        names = [a.name for a in _parsed(controller.apps) if touches(a, event)]
-        n = controller.refresh_apps(names)
+        apps = [a for a in _parsed(controller.apps) if touches(a, event)]
+        # Apps whose files the push changed go first: the change a user waits for
+        # is applied before the routine refresh of every other app on the branch.
+        hot = [a.name for a in apps if path_changed(a, event)]
+        n = controller.refresh_apps([a.name for a in apps], first=hot)
         log.info("event=webhook_push provider=%s ref=%s apps=%d", event.provider, event.ref, n)
         return n
 

@@ -81,6 +81,7 @@ string (which may carry ``?secret=``) or request headers.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -166,6 +167,10 @@ class PushEvent:
     ref: str
     default_branch: str
     after: str
+    #: files the pushed commits added, modified or removed (GitHub, GitLab,
+    #: Gitea); empty when the payload does not list them (Bitbucket) or caps the
+    #: list — then no app can be told apart and all are refreshed alike
+    paths: frozenset[str] = frozenset()
 
 
 class WebhookRejected(Exception):
@@ -418,6 +423,30 @@ def _event(
     )
 
 
+def _changed_paths(data: dict[str, Any]) -> frozenset[str]:
+    """Files touched by the push's commits, as GitHub, GitLab and Gitea list them.
+
+    GitHub lists at most 20 commits (GitLab 20 too): when the list may be
+    capped, say nothing rather than something partial.
+    """
+    commits = data.get("commits")
+    if not isinstance(commits, list) or not commits or len(commits) >= 20:
+        return frozenset()
+    total = data.get("total_commits_count")
+    if isinstance(total, int) and total > len(commits):
+        return frozenset()
+    out: set[str] = set()
+    for c in commits:
+        if not isinstance(c, dict):
+            return frozenset()
+        for key in ("added", "modified", "removed"):
+            files = c.get(key) or []
+            if not isinstance(files, list):
+                return frozenset()
+            out.update(str(f).strip("/") for f in files if isinstance(f, str))
+    return frozenset(out)
+
+
 def _full_ref(data: dict[str, Any]) -> tuple[RefKind, str] | None:
     ref = _str(data.get("ref"))
     if not ref:
@@ -432,7 +461,8 @@ def _github_like(provider: str, data: dict[str, Any]) -> PushEvent | None:
     urls = [_get(repo, k) for k in ("clone_url", "ssh_url", "html_url")]
     # head_commit is the commit even when ``after`` is an annotated tag object.
     after = _sha(_get(data, "head_commit", "id"), data.get("after"))
-    return _event(provider, urls, ref, _get(repo, "default_branch"), after)
+    pushed = _event(provider, urls, ref, _get(repo, "default_branch"), after)
+    return dataclasses.replace(pushed, paths=_changed_paths(data)) if pushed else None
 
 
 def _gitlab(event: str, data: dict[str, Any]) -> PushEvent | None:
@@ -449,7 +479,8 @@ def _gitlab(event: str, data: dict[str, Any]) -> PushEvent | None:
     urls = [_get(project, k) for k in ("git_http_url", "git_ssh_url", "web_url")]
     urls += [_get(repo, k) for k in ("git_http_url", "git_ssh_url", "homepage")]
     after = _sha(data.get("checkout_sha"), data.get("after"))
-    return _event("gitlab", urls, ref, _get(project, "default_branch"), after)
+    pushed = _event("gitlab", urls, ref, _get(project, "default_branch"), after)
+    return dataclasses.replace(pushed, paths=_changed_paths(data)) if pushed else None
 
 
 def _bitbucket_cloud(data: dict[str, Any]) -> PushEvent | None:
@@ -499,6 +530,15 @@ def _bitbucket_server(data: dict[str, Any]) -> PushEvent | None:
 
 
 # --- matching ---------------------------------------------------------------------------
+
+
+def path_changed(app: Application, event: PushEvent) -> bool:
+    """Did the push change a file under the app's path? (Argo CD's
+    manifest-generate-paths idea, used here to refresh such apps first.)"""
+    root = app.spec.source.path.strip("/")
+    if root in ("", "."):
+        return bool(event.paths)
+    return any(p == root or p.startswith(root + "/") for p in event.paths)
 
 
 def touches(app: Application, event: PushEvent) -> bool:

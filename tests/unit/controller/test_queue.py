@@ -54,3 +54,12 @@ async def test_close_wakes_waiting_workers() -> None:
     except asyncio.CancelledError:
         return
     raise AssertionError("get() returned after close")
+
+
+async def test_first_goes_before_everything_queued() -> None:
+    q = WorkQueue()
+    for key in ["a", "b", "c"]:
+        q.add(key)
+    q.add("c", first=True)  # already queued: moved to the front
+    q.add("d", first=True)
+    assert [await q.get() for _ in range(4)] == ["d", "c", "a", "b"]

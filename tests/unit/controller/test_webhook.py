@@ -130,6 +130,7 @@ def test_github_push() -> None:
         ref="main",
         default_branch="main",
         after=GITHUB_AFTER,
+        paths=frozenset({"overlays/prod/replicas.yaml"}),
     )
 
 
@@ -182,6 +183,7 @@ def test_gitlab_push() -> None:
         ref="release/2024.05",
         default_branch="main",
         after="da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+        paths=frozenset({"base/frontend.yaml"}),
     )
 
 
@@ -215,6 +217,7 @@ def test_gitea_push_is_not_mistaken_for_github() -> None:
         ref="main",
         default_branch="main",
         after="67b56589a45103f891bdee7c0546e5d40bc02001",
+        paths=frozenset({"overlays/prod/kustomization.yaml"}),
     )
 
 
@@ -848,3 +851,28 @@ def test_secrets_repr_names_providers_not_values() -> None:
     assert "github" in text and "gitlab" in text
     for value in (GH, GL, GT, BB):
         assert value not in text
+
+
+def test_changed_paths_pick_the_apps_to_refresh_first() -> None:
+    from gitmoor.controller.webhook import path_changed
+    from gitmoor.model.application import parse_application
+
+    body = load("github_push.json")
+    event = parse_push(github_headers(body), body, SECRETS)
+    assert event is not None
+
+    def app(path: str) -> object:
+        return parse_application(
+            {
+                "metadata": {"name": "a", "namespace": "gitmoor"},
+                "spec": {
+                    "source": {"repoURL": "https://github.com/x/y", "path": path},
+                    "destination": {"namespace": "d"},
+                },
+            }
+        )
+
+    assert path_changed(app("overlays/prod"), event)  # type: ignore[arg-type]
+    assert not path_changed(app("overlays/dev"), event)  # type: ignore[arg-type]
+    assert not path_changed(app("overlays/pro"), event), "a prefix of a name is not its folder"  # type: ignore[arg-type]
+    assert path_changed(app("."), event)  # type: ignore[arg-type]
