@@ -530,14 +530,13 @@ def app_sync(
                 },
             )
             return None
-        options = SyncOptions(
+        options = SyncOptions.for_app(
+            a,
             prune=do_prune,
             dry_run=dry_run,
             force_conflicts=force_conflicts,
             only=only,
             timeout=timeout,
-            allow_empty=bool(auto and auto.allow_empty),
-            create_namespace=a.spec.sync_policy.option("CreateNamespace"),
         )
         return await _engine(kube).sync(
             a, options, revision=revision, initiated_by=_whoami(), progress=_printer(quiet)
@@ -607,11 +606,8 @@ def app_rollback(
             history_id,
             initiated_by=_whoami(),
             progress=_printer(quiet),
-            options=SyncOptions(
-                prune=prune,
-                timeout=timeout,
-                create_namespace=a.spec.sync_policy.option("CreateNamespace"),
-            ),
+            # allowEmpty off: a rollback switches automation (and its policy) off.
+            options=SyncOptions.for_app(a, prune=prune, timeout=timeout, allow_empty=False),
         )
 
     _finish(run(go))

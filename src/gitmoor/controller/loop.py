@@ -167,13 +167,12 @@ def _sync_options(app: Application, op: dict[str, Any]) -> SyncOptions:
     only = None
     if sync.get("resources"):
         only = frozenset((r.get("group", ""), r["kind"], r["name"]) for r in sync["resources"])
-    return SyncOptions(
+    return SyncOptions.for_app(
+        app,
         prune=bool(sync.get("prune", auto.prune if auto else False)),
         dry_run=bool(sync.get("dryRun", False)),
         force_conflicts=bool(sync.get("forceConflicts", False)),
         only=only,
-        allow_empty=bool(auto and auto.allow_empty),
-        create_namespace=app.spec.sync_policy.option("CreateNamespace"),
     )
 
 
@@ -442,12 +441,7 @@ class Controller:
     ) -> None:
         auto = app.spec.sync_policy.automated
         assert auto is not None
-        options = SyncOptions(
-            prune=auto.prune,
-            allow_empty=auto.allow_empty,
-            create_namespace=app.spec.sync_policy.option("CreateNamespace"),
-            force_conflicts=True,
-        )
+        options = SyncOptions.for_app(app, force_conflicts=True)
         log.info("event=auto_sync app=%s revision=%s reason=%s", app.name, commit[:12], reason)
         self.hooks.sync_started(app, commit, reason)
         result = await self.engine.sync(app, options, revision=commit, initiated_by="automated")

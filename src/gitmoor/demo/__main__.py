@@ -143,18 +143,13 @@ def main() -> int:
     step(
         "1. A local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes)"
     )
-    cp = ControlPlane.attach(args.home)
-    if cp is None:
-        stale = ControlPlane.load(args.home)
-        if stale is not None:
-            stale.stop()
-        cp = ControlPlane(home=args.home, nodes=2)
-        t0 = time.monotonic()
-        try:
-            cp.start()
-        except ControlPlaneError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+    t0 = time.monotonic()
+    try:
+        cp, started = ControlPlane.ensure(args.home, nodes=2)
+    except ControlPlaneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if started:
         print(f"started in {time.monotonic() - t0:.1f}s at {cp.server}")
     else:
         print(f"reusing the one running at {cp.server}")

@@ -227,7 +227,7 @@ class Engine:
         record: bool = True,
     ) -> SyncResult:
         """Sync the app (to ``revision``, default its target) and record the outcome."""
-        options = options or _default_options(app)
+        options = options or SyncOptions.for_app(app)
         started_at = store.now_iso()
         started = time.monotonic()
         heartbeat: asyncio.Task[None] | None = None
@@ -490,15 +490,6 @@ def inventory(app: Application) -> list[ObjectRef]:
         except KeyError:
             continue
     return out
-
-
-def _default_options(app: Application) -> SyncOptions:
-    auto = app.spec.sync_policy.automated
-    return SyncOptions(
-        prune=bool(auto and auto.prune),
-        allow_empty=bool(auto and auto.allow_empty),
-        create_namespace=app.spec.sync_policy.option("CreateNamespace"),
-    )
 
 
 def _conditions(app: Application, ctype: str | None, message: str) -> list[dict[str, str]]:

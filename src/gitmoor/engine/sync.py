@@ -14,11 +14,12 @@ re-sync with nothing changed makes no write (the rule of Flux's ssa manager).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gitmoor.engine.compare import (
     DryRunCache,
@@ -92,6 +93,18 @@ class SyncOptions:
     wait_health: bool = True
     allow_empty: bool = False
     create_namespace: bool = False
+
+    @classmethod
+    def for_app(cls, app: Application, **overrides: Any) -> SyncOptions:
+        """The app's own policy (automated prune and allowEmpty, the
+        CreateNamespace sync option), with what the caller sets on top."""
+        auto = app.spec.sync_policy.automated
+        base = cls(
+            prune=bool(auto and auto.prune),
+            allow_empty=bool(auto and auto.allow_empty),
+            create_namespace=app.spec.sync_policy.option("CreateNamespace"),
+        )
+        return dataclasses.replace(base, **overrides)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,23 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     if args.command == "up":
-        cp = ControlPlane.attach(args.home)
-        if cp is not None:
-            print(f"event=control_plane_reused server={cp.server} kubeconfig={cp.kubeconfig}")
-            return 0
-        stale = ControlPlane.load(args.home)
-        if stale is not None:
-            stale.stop()
-        cp = ControlPlane(home=args.home, nodes=args.nodes, name=args.name)
         t0 = time.monotonic()
         try:
-            cp.start()
+            plane, started = ControlPlane.ensure(args.home, nodes=args.nodes, name=args.name)
         except ControlPlaneError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
+        if not started:
+            print(f"event=control_plane_reused server={plane.server} kubeconfig={plane.kubeconfig}")
+            return 0
         print(
-            f"event=control_plane_up server={cp.server} seconds={time.monotonic() - t0:.1f}\n"
-            f"  export KUBECONFIG={cp.kubeconfig}\n"
+            f"event=control_plane_up server={plane.server} seconds={time.monotonic() - t0:.1f}\n"
+            f"  export KUBECONFIG={plane.kubeconfig}\n"
             f"  kubectl get nodes"
         )
         return 0

@@ -256,6 +256,22 @@ class ControlPlane:
         cp = cls.load(home)
         return cp if cp is not None and cp.healthy() else None
 
+    @classmethod
+    def ensure(
+        cls, home: Path, *, nodes: int = 1, name: str = "gitmoor-local"
+    ) -> tuple[ControlPlane, bool]:
+        """The healthy control plane running from ``home``, or a new one started
+        there (a dead one's leftovers stopped first); and whether it was started."""
+        running = cls.attach(home)
+        if running is not None:
+            return running, False
+        stale = cls.load(home)
+        if stale is not None:
+            stale.stop()
+        cp = cls(home=home, nodes=nodes, name=name)
+        cp.start()
+        return cp, True
+
     def healthy(self) -> bool:
         if self._ca is None or not all(_pid_runs(p.pid, p.binary) for p in self.procs):
             return False
