@@ -145,11 +145,11 @@ def main() -> int:
     )
     t0 = time.monotonic()
     try:
-        cp, started = ControlPlane.ensure(args.home, nodes=2)
+        cp, new = ControlPlane.ensure(args.home, nodes=2)
     except ControlPlaneError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if started:
+    if new:
         print(f"started in {time.monotonic() - t0:.1f}s at {cp.server}")
     else:
         print(f"reusing the one running at {cp.server}")
