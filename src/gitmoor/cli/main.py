@@ -71,6 +71,12 @@ def _register_cluster_cmd() -> None:
     app.add_typer(cluster_cmd, name="cluster")
 
 
+def _register_health_cmd() -> None:
+    from gitmoor.cli.health_cmd import health
+
+    app.command("health")(health)
+
+
 # Piped output keeps whole lines (tables at their natural width) for grep and scripts.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 10_000)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -790,6 +796,7 @@ def repo_rm(url: str) -> None:
 
 
 _register_cluster_cmd()
+_register_health_cmd()
 
 
 def main() -> None:
