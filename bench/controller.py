@@ -330,6 +330,15 @@ class ControllerProc:
             str(self.interval),
             "--workers",
             str(self.workers),
+            # The repository is a file:// URL in the bench's work directory (the
+            # env names it too, see below; the flag is what an operator writes).
+            "--allow-file-repos",
+            str(self.log_dir),
+            # The push phase measures how fast one push is applied; the
+            # per-repository rate limit (5 at once, then one per 10 s) is not
+            # what it measures.
+            "--webhook-interval",
+            "0",
         ]
         with self.log_path.open("ab") as out:
             self.started_at = time.monotonic()
@@ -654,7 +663,12 @@ async def bench(cp: ControlPlane, work: Path, args: argparse.Namespace, fig: Fig
         workers=args.workers,
         interval=args.interval,
         log_dir=work,
-        env={**os.environ, "GITMOOR_CACHE_DIR": str(work / "cache"), "PYTHONUNBUFFERED": "1"},
+        env={
+            **os.environ,
+            "GITMOOR_CACHE_DIR": str(work / "cache"),
+            "GITMOOR_ALLOW_FILE_REPOS": str(work),
+            "PYTHONUNBUFFERED": "1",
+        },
     )
     args.ctrl = ctrl  # for the log tail on failure
     try:

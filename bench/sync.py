@@ -538,6 +538,8 @@ def main() -> None:
     args.load_start = _loadavg().replace(" ", "/")
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="gitmoor-bench-sync-"))
+    # The repository is a file:// URL under work/: gitmoor refuses file:// elsewhere.
+    os.environ["GITMOOR_ALLOW_FILE_REPOS"] = str(work)
     cp = ControlPlane(home=work / "cp", name="bench-sync")
     try:
         cp.start(find_binaries())

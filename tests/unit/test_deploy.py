@@ -22,7 +22,8 @@ from gitmoor.cli.main import app as cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
-PACKAGE_CRD = REPO_ROOT / "src" / "gitmoor" / "crds" / "applications.yaml"
+PACKAGE_CRDS = REPO_ROOT / "src" / "gitmoor" / "crds"
+CRD_FILES = ("applications.yaml", "appprojects.yaml")
 IMAGE = "ghcr.io/gitmoor/gitmoor:0.1.0"
 TARGETS = (
     "deploy",
@@ -30,12 +31,13 @@ TARGETS = (
     "deploy/base",
     "deploy/overlays/ha",
     "deploy/overlays/namespaced",
+    "deploy/overlays/impersonation",
 )
 
 BASE_KINDS = Counter(
     {
         "Namespace": 1,
-        "CustomResourceDefinition": 1,
+        "CustomResourceDefinition": 2,
         "ServiceAccount": 1,
         "Role": 1,
         "RoleBinding": 1,
@@ -89,11 +91,13 @@ def container(objs: list[Obj]) -> Obj:
     return c
 
 
-def test_the_crd_copy_is_the_package_crd() -> None:
+@pytest.mark.parametrize("name", CRD_FILES)
+def test_the_crd_copy_is_the_package_crd(name: str) -> None:
     # kustomize loads no file from outside its root, so deploy/ holds a copy.
-    copy = DEPLOY / "crds" / "applications.yaml"
-    assert copy.read_bytes() == PACKAGE_CRD.read_bytes(), (
-        f"{copy} differs from {PACKAGE_CRD}: cp {PACKAGE_CRD.relative_to(REPO_ROOT)} "
+    copy = DEPLOY / "crds" / name
+    package = PACKAGE_CRDS / name
+    assert copy.read_bytes() == package.read_bytes(), (
+        f"{copy} differs from {package}: cp {package.relative_to(REPO_ROOT)} "
         f"{copy.relative_to(REPO_ROOT)}"
     )
 
@@ -113,7 +117,11 @@ def test_every_kustomization_renders(kubectl: str, target: str) -> None:
 def test_the_default_install(kubectl: str) -> None:
     objs = render(kubectl, "deploy")
     assert Counter(o["kind"] for o in objs) == BASE_KINDS
-    assert only(objs, "CustomResourceDefinition") == yaml.safe_load(PACKAGE_CRD.read_text())
+    crds = sorted(
+        (o for o in objs if o["kind"] == "CustomResourceDefinition"),
+        key=lambda o: o["metadata"]["name"],
+    )
+    assert crds == [yaml.safe_load((PACKAGE_CRDS / n).read_text()) for n in CRD_FILES]
     assert {o["metadata"].get("namespace", "gitmoor") for o in objs} == {"gitmoor"}
     deployment = only(objs, "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -145,6 +153,7 @@ def test_the_role_in_gitmoors_namespace(kubectl: str) -> None:
     assert granted == {
         ("gitmoor.io", "applications"): (frozenset({"get", "list", "watch", "patch"}), ()),
         ("gitmoor.io", "applications/status"): (frozenset({"patch"}), ()),
+        ("gitmoor.io", "appprojects"): (frozenset({"get", "list", "watch"}), ()),
         ("", "secrets"): (frozenset({"get", "list", "watch"}), ()),
         ("", "configmaps"): (frozenset({"get"}), ("gitmoor-notifications",)),
         ("coordination.k8s.io", "leases"): (frozenset({"create", "list", "patch", "delete"}), ()),
@@ -214,7 +223,7 @@ def _cli_accepts(args: list[str]) -> dict[str, Any]:
     return {**ctx.params, **sub.params}
 
 
-@pytest.mark.parametrize("target", ["deploy", "deploy/overlays/ha", "deploy/overlays/namespaced"])
+@pytest.mark.parametrize("target", ["deploy", *(t for t in TARGETS if "/overlays/" in t)])
 def test_the_container_args_are_options_the_cli_takes(kubectl: str, target: str) -> None:
     c = container(render(kubectl, target))
     assert c["command"] == ["gitmoor"]
@@ -288,3 +297,30 @@ def test_an_overlay_can_move_the_install_to_another_namespace(kubectl: str, tmp_
     assert {o["metadata"]["namespace"] for o in objs if "namespace" in o["metadata"]} == {"gitops"}
     for kind in ("RoleBinding", "ClusterRoleBinding"):
         assert only(objs, kind)["subjects"][0]["namespace"] == "gitops"
+
+
+def test_the_impersonation_overlay_writes_nothing_as_the_controller(kubectl: str) -> None:
+    objs = render(kubectl, "deploy/overlays/impersonation")
+    assert Counter(o["kind"] for o in objs) == BASE_KINDS
+    # Reads everywhere, and impersonating ServiceAccounts: no write verb, no
+    # impersonation of users or groups (which could claim system:masters).
+    assert only(objs, "ClusterRole", "gitmoor-controller")["rules"] == [
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+    ]
+    assert only(objs, "Role", "gitmoor-controller") == only(
+        render(kubectl, "deploy"), "Role", "gitmoor-controller"
+    )
+    assert container(objs) == container(render(kubectl, "deploy"))
+    # The example team is applied apart (its AppProject needs the CRD first).
+    team = [
+        d
+        for d in yaml.safe_load_all(
+            (DEPLOY / "overlays" / "impersonation" / "team-a.yaml").read_text()
+        )
+        if d
+    ]
+    project = only(team, "AppProject", "team-a")
+    accounts = project["spec"]["destinationServiceAccounts"]
+    assert [a["defaultServiceAccount"] for a in accounts] == ["gitmoor-deployer"]
+    assert only(team, "ServiceAccount", "gitmoor-deployer")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import gitmoor
@@ -67,8 +68,10 @@ app.add_typer(repo_cmd, name="repo")
 
 def _register_cluster_cmd() -> None:
     from gitmoor.cli.cluster_cmd import cluster_cmd
+    from gitmoor.cli.proj_cmd import proj_cmd
 
     app.add_typer(cluster_cmd, name="cluster")
+    app.add_typer(proj_cmd, name="proj")
 
 
 def _register_health_cmd() -> None:
@@ -116,7 +119,19 @@ def _main(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="log engine events (key=value) to stderr")
     ] = False,
+    allow_file_repos: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-file-repos",
+            metavar="DIR",
+            help="allow file:// repositories under DIR (repeatable; also "
+            "$GITMOOR_ALLOW_FILE_REPOS, ':'-separated); file:// is refused otherwise",
+        ),
+    ] = None,
 ) -> None:
+    from gitmoor.source import allow_file_repos as allow_roots
+
+    allow_roots(allow_file_repos or ())
     State.kubeconfig, State.context, State.namespace, State.verbose = (
         kubeconfig,
         context,
@@ -166,14 +181,18 @@ def version() -> None:
 
 @app.command()
 def install() -> None:
-    """Install the Application CRD and create the Applications' namespace."""
+    """Install the Application and AppProject CRDs, create the Applications' namespace
+    and the `default` project (everything permitted, as Argo CD's default; an existing
+    one is left as it is)."""
 
-    async def go(kube: KubeClient) -> None:
-        await store.install(kube, State.namespace)
+    async def go(kube: KubeClient) -> bool:
+        return await store.install(kube, State.namespace)
 
-    run(go)
+    created = run(go)
     out.print(
-        f"installed: CustomResourceDefinition applications.gitmoor.io, namespace {State.namespace}"
+        "installed: CustomResourceDefinitions applications.gitmoor.io and "
+        f"appprojects.gitmoor.io, namespace {State.namespace}, project default "
+        + ("(created)" if created else "(kept as it is)")
     )
 
 
@@ -252,12 +271,44 @@ def controller(
     self_heal_debounce: Annotated[
         float, typer.Option(help="seconds between a sync and a self-heal of the same app")
     ] = 5.0,
+    allow_file_repos: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-file-repos",
+            metavar="DIR",
+            help="allow file:// repositories under DIR (repeatable; also "
+            "$GITMOOR_ALLOW_FILE_REPOS); file:// is refused otherwise",
+        ),
+    ] = None,
+    webhook_allow_unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--webhook-allow-unsigned",
+            help="accept webhooks of providers with no secret configured (refused with 401 "
+            "otherwise); such pushes never use the priority lane",
+        ),
+    ] = False,
+    webhook_burst: Annotated[
+        int,
+        typer.Option(help="webhook refreshes of one repository allowed at once", min=1),
+    ] = 5,
+    webhook_interval: Annotated[
+        float,
+        typer.Option(
+            help="then one webhook refresh per repository every this many seconds; pushes "
+            "over the limit are answered 202 and coalesce into one delayed refresh (0: no limit)",
+            min=0,
+        ),
+    ] = 10.0,
 ) -> None:
     """Run the controller: sync automated apps, heal drift, run requested operations,
     keep every app's status current; serve POST /api/webhook, GET /metrics, GET /healthz."""
+    from gitmoor.controller.ratelimit import RefreshLimits
     from gitmoor.controller.service import serve_controller
+    from gitmoor.source import allow_file_repos as allow_roots
 
     logging.getLogger().setLevel(logging.INFO)
+    allow_roots(allow_file_repos or ())
 
     async def go(kube: KubeClient) -> None:
         await serve_controller(
@@ -269,6 +320,8 @@ def controller(
             replica_id=replica_id,
             lease_seconds=lease_seconds,
             self_heal_debounce=self_heal_debounce,
+            webhook_allow_unsigned=webhook_allow_unsigned,
+            webhook_limits=RefreshLimits(burst=webhook_burst, interval=webhook_interval),
         )
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -288,10 +341,14 @@ def _bool(text: str, what: str) -> bool:
 
 @app_cmd.command("create")
 def app_create(
-    name: Annotated[str, typer.Argument(help="the Application's name")],
+    name: Annotated[
+        str | None,
+        typer.Argument(help="the Application's name (with --from-argocd: default, the file's)"),
+    ] = None,
     repo: Annotated[
-        str, typer.Option(help="Git repository URL (https, ssh, git@host:org/repo, file://)")
-    ],
+        str | None,
+        typer.Option(help="Git repository URL (https, ssh, git@host:org/repo, file://)"),
+    ] = None,
     path: Annotated[str, typer.Option(help="path of the app inside the repository")] = ".",
     revision: Annotated[
         str, typer.Option(help="branch, tag, commit SHA or semver constraint over tags")
@@ -300,7 +357,13 @@ def app_create(
     dest_name: Annotated[
         str, typer.Option(help="registered cluster name (default: this cluster)")
     ] = "",
-    project: Annotated[str, typer.Option(help="project")] = "default",
+    project: Annotated[
+        str,
+        typer.Option(
+            help="the AppProject whose rules the app keeps (repositories, destinations, kinds; "
+            "see `gitmoor proj`)"
+        ),
+    ] = "default",
     auto_sync: Annotated[
         bool, typer.Option("--auto-sync", help="sync automatically on changes")
     ] = False,
@@ -325,8 +388,53 @@ def app_create(
         list[str] | None, typer.Option("--values", help="Helm value file in the repo (repeatable)")
     ] = None,
     upsert: Annotated[bool, typer.Option("--upsert", help="update the app if it exists")] = False,
+    from_argocd: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-argocd",
+            metavar="FILE",
+            help="convert the Argo CD Application (argoproj.io/v1alpha1) in FILE: source, "
+            "Helm values, destination, project, syncPolicy, ignoreDifferences; prints a "
+            "warning line for each field not carried over and refuses fields gitmoor cannot "
+            "honour (several sources, plugins, Jsonnet, Helm repository charts). Only NAME "
+            "and --upsert combine with it",
+        ),
+    ] = None,
 ) -> None:
-    """Create an Application."""
+    """Create an Application, from options or from an Argo CD Application (--from-argocd)."""
+    if from_argocd is not None:
+        given = {
+            "--repo": repo is not None,
+            "--path": path != ".",
+            "--revision": revision != "HEAD",
+            "--dest-namespace": dest_namespace != "default",
+            "--dest-name": bool(dest_name),
+            "--project": project != "default",
+            "--auto-sync": auto_sync,
+            "--auto-prune": auto_prune,
+            "--self-heal": self_heal,
+            "--allow-empty": allow_empty,
+            "--sync-option": bool(sync_option),
+            "--helm-release": bool(helm_release),
+            "--values": bool(helm_values),
+        }
+        if any(given.values()):
+            flags = ", ".join(flag for flag, on in given.items() if on)
+            raise fail(f"--from-argocd takes the whole app from FILE; leave out {flags}")
+        from gitmoor.cli.argocd import convert_argocd, load_argocd_file
+
+        try:
+            converted = convert_argocd(
+                load_argocd_file(from_argocd), apps_namespace=State.namespace, name=name
+            )
+        except GitmoorError as e:
+            raise fail(str(e)) from None
+        for w in converted.warnings:
+            err.print(f"[yellow]warning:[/yellow] {w}", markup=True)
+        _save_app(converted.manifest, upsert)
+        return
+    if name is None or repo is None:
+        raise fail("app create needs NAME and --repo (or --from-argocd FILE)")
     manifest = application_manifest(
         name,
         State.namespace,
@@ -343,11 +451,27 @@ def app_create(
         else None,
         sync_options=tuple(sync_option or ()),
     )
+    _save_app(manifest, upsert)
+
+
+def _check_repo_url(url: str) -> None:
+    """Refuse a malformed URL or one with credentials before it is stored in a spec."""
+    from gitmoor.source import check_repo_url
+
+    try:
+        check_repo_url(url)
+    except GitmoorError as e:
+        raise fail(str(e)) from None
+
+
+def _save_app(manifest: dict[str, Any], upsert: bool) -> None:
+    _check_repo_url(str(((manifest.get("spec") or {}).get("source") or {}).get("repoURL") or ""))
 
     async def go(kube: KubeClient) -> None:
         await store.save_app(kube, manifest, upsert=upsert)
 
     run(go)
+    name = manifest["metadata"]["name"]
     out.print(f"application {name} {'saved' if upsert else 'created'}")
 
 
@@ -401,6 +525,8 @@ def app_diff(
         engine = _engine(kube)
         a = await store.get_app(kube, name, State.namespace)
         desired = await engine.desired(a, revision)
+        for w in desired.warnings:
+            err.print(f"[yellow]warning:[/yellow] {w}", markup=True)
         cmp = await compare_app(
             a, desired.revision, desired.manifests, await engine.dest(a), inventory(a)
         )
@@ -451,19 +577,30 @@ def _printer(quiet: bool) -> Callable[[SyncEvent], None]:
     }
 
     def show(ev: SyncEvent) -> None:
+        if ev.kind == "warning":
+            # Even when quiet: an annotation overruled or ignored changes what the sync does.
+            err.print(f"[yellow]warning:[/yellow] {ev.message}", markup=True)
+            return
         if quiet:
             return
         if ev.kind == "wave":
             out.print(f"[bold]{ev.message}[/bold]", markup=True)
         elif ev.result is not None:
             style = styles.get(ev.result.action, "")
-            msg = f" — {ev.result.message}" if ev.result.message else ""
+            # Fields taken follow, one line each ("taken" events), so grep finds them.
+            shown = ev.result.message if not ev.result.taken else ""
+            if ev.result.taken and ev.result.message.startswith("dry run"):
+                shown = "dry run"
+            msg = f" — {shown}" if shown else ""
+            # Escaped: server messages and field paths carry brackets
+            # (containers[name="web"]) that rich would take for markup.
             out.print(
-                f"  [{style}]{ev.result.action.value:<14}[/{style}] {ev.result.ref}{msg}",
+                f"  [{style}]{ev.result.action.value:<14}[/{style}] "
+                + escape(f"{ev.result.ref}{msg}"),
                 markup=True,
             )
         else:
-            out.print(f"  {ev.message}")
+            out.print(f"  {ev.message}", markup=False)
 
     return show
 
@@ -471,11 +608,12 @@ def _printer(quiet: bool) -> Callable[[SyncEvent], None]:
 def _finish(result: SyncResult) -> None:
     if result.ok:
         out.print(
-            f"[green]{result.phase.value}[/green]: {result.message} (revision {result.revision[:12]})",
+            f"[green]{result.phase.value}[/green]: "
+            + escape(f"{result.message} (revision {result.revision[:12]})"),
             markup=True,
         )
         return
-    err.print(f"[red]{result.phase.value}[/red]: {result.message}", markup=True)
+    err.print(f"[red]{result.phase.value}[/red]: " + escape(result.message), markup=True)
     raise typer.Exit(1 if result.phase.value == "Failed" else 2)
 
 
@@ -493,8 +631,16 @@ def app_sync(
         ),
     ] = None,
     force_conflicts: Annotated[
-        bool, typer.Option("--force-conflicts", help="take fields owned by other field managers")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--force-conflicts/--no-force-conflicts",
+            help="take the fields Git declares from other field managers (kubectl scale, "
+            "kubectl edit) and print each taken field; the default, as in Argo CD and Flux, "
+            "unless the app's sync options say ForceConflicts=false. --no-force-conflicts "
+            "refuses instead: the sync fails naming each field and its manager",
+            show_default=False,
+        ),
+    ] = None,
     resource: Annotated[
         list[str] | None, typer.Option("--resource", help="sync only GROUP:KIND:NAME (repeatable)")
     ] = None,
@@ -513,6 +659,8 @@ def app_sync(
 
     Runs here and records the outcome in the app's status (operationState,
     history), as the controller would; --async requests it from the controller.
+    Fields Git declares that another field manager holds are taken, each printed
+    as a line ("took spec.replicas from kubectl").
     """
     only = frozenset(_parse_resource(r) for r in resource) if resource else None
 
@@ -529,9 +677,10 @@ def app_sync(
                         "revision": revision or a.spec.source.target_revision,
                         "prune": do_prune,
                         "dryRun": dry_run,
-                        "forceConflicts": force_conflicts,
                         "resources": [{"group": g, "kind": k, "name": n} for g, k, n in only or ()],
-                    },
+                    }
+                    # Only when given: absent, the controller follows the app's choice.
+                    | ({} if force_conflicts is None else {"forceConflicts": force_conflicts}),
                     "initiatedBy": {"username": _whoami()},
                 },
             )
@@ -595,6 +744,15 @@ def app_rollback(
     timeout: Annotated[
         float, typer.Option(help="seconds to wait for the health of each wave")
     ] = 300.0,
+    force_conflicts: Annotated[
+        bool | None,
+        typer.Option(
+            "--force-conflicts/--no-force-conflicts",
+            help="take fields that other field managers hold (the default unless the app "
+            "says ForceConflicts=false); --no-force-conflicts fails on such a conflict",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Sync the revision of a history entry, and switch automated sync off so the
@@ -613,7 +771,13 @@ def app_rollback(
             initiated_by=_whoami(),
             progress=_printer(quiet),
             # allowEmpty off: a rollback switches automation (and its policy) off.
-            options=SyncOptions.for_app(a, prune=prune, timeout=timeout, allow_empty=False),
+            options=SyncOptions.for_app(
+                a,
+                prune=prune,
+                timeout=timeout,
+                allow_empty=False,
+                force_conflicts=force_conflicts,
+            ),
         )
 
     _finish(run(go))
@@ -660,6 +824,7 @@ def app_set(
     if path is not None:
         source["path"] = path
     if repo is not None:
+        _check_repo_url(repo)
         source["repoURL"] = repo
     patch: dict[str, Any] = {}
     if source:
@@ -741,6 +906,13 @@ def repo_add(
     insecure_ignore_host_key: Annotated[
         bool, typer.Option("--insecure-ignore-host-key", help="skip ssh host key checks")
     ] = False,
+    project: Annotated[
+        str,
+        typer.Option(
+            help="only this project's apps use these credentials (they win over unscoped "
+            "ones for that project's apps; other projects never use them)"
+        ),
+    ] = "",
 ) -> None:
     """Store credentials for a repository URL (prefix) as a labelled Secret."""
     from gitmoor.source import parse_repo_url
@@ -762,10 +934,12 @@ def repo_add(
             known_hosts=known,
             insecure_ignore_host_key=insecure_ignore_host_key,
             namespace=State.namespace,
+            project=project,
         )
 
     secret = run(go)
-    out.print(f"repository {url} added (Secret {State.namespace}/{secret})")
+    scope = f" for project {project}" if project else ""
+    out.print(f"repository {url} added{scope} (Secret {State.namespace}/{secret})")
 
 
 @repo_cmd.command("list")
@@ -778,20 +952,33 @@ def repo_list(
     repos = run(lambda kube: list_repos(kube, State.namespace))
     if output_format in ("json", "yaml"):
         output.dump(
-            out, [{"url": r.url, "auth": r.auth, "secret": r.name} for r in repos], output_format
+            out,
+            [
+                {"url": r.url, "auth": r.auth, "secret": r.name}
+                | ({"project": r.project} if r.project else {})
+                for r in repos
+            ],
+            output_format,
         )
         return
-    t = Table("URL", "AUTH", "SECRET", box=None)
+    t = Table("URL", "AUTH", "PROJECT", "SECRET", box=None)
     for r in repos:
-        t.add_row(r.url, r.auth, r.name)
+        t.add_row(r.url, r.auth, r.project or "-", r.name)
     out.print(t)
 
 
 @repo_cmd.command("rm")
-def repo_rm(url: str) -> None:
+def repo_rm(
+    url: str,
+    project: Annotated[
+        str, typer.Option(help="remove the credentials scoped to this project")
+    ] = "",
+) -> None:
     """Remove a repository's credentials."""
-    if not run(lambda kube: remove_repo(kube, url, State.namespace)):
-        raise fail(f"no credentials stored for {url}", 1)
+    if not run(lambda kube: remove_repo(kube, url, State.namespace, project)):
+        raise fail(
+            f"no credentials stored for {url}" + (f" in project {project}" if project else ""), 1
+        )
     out.print(f"repository {url} removed")
 
 
@@ -804,7 +991,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the copy imported under its own name: under `python -m` this file is
+    # __main__, a second module whose State the command groups in other modules
+    # (cluster_cmd, proj_cmd import gitmoor.cli.main) would not see.
+    from gitmoor.cli.main import main as _imported_main
+
+    _imported_main()
 
 
 __all__ = ["app", "json"]

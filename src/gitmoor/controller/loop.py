@@ -6,7 +6,9 @@ How an app gets processed (one worker at a time per app, see ``queue``):
   ``metadata.generation``; status writes do not, so the controller never wakes
   itself up), seen through a watch of Applications;
 - on its own interval (``spec.syncPolicy.refreshInterval``, default 3 minutes,
-  with 10 % jitter);
+  with 10 % jitter; at least 1 s: a smaller one, like a retry backoff under
+  100 ms, is refused by ``parse_application`` and shown on the app's status
+  as an ``InvalidSpecError`` condition, as Argo CD names a spec it cannot use);
 - at once on a Git push (webhook) that touches its repository and revision;
 - within a second of a change to any object it manages, seen through the
   watch cache of each destination cluster (``kube.cache``).
@@ -38,7 +40,6 @@ import contextlib
 import datetime as dt
 import logging
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,7 +52,7 @@ from gitmoor.engine.repos import credentials_from_secrets
 from gitmoor.engine.sync import Phase, SyncOptions, SyncResult
 from gitmoor.kube import ApiUnavailableError
 from gitmoor.kube.cache import ClusterCache, Key
-from gitmoor.model import GitmoorError, JSONDict, ObjectRef
+from gitmoor.model import GitmoorError, JSONDict, ObjectRef, UserInputError
 from gitmoor.model.application import (
     GROUP,
     KIND,
@@ -61,6 +62,8 @@ from gitmoor.model.application import (
     Application,
     parse_application,
 )
+from gitmoor.model.project import AppProject, parse_appproject
+from gitmoor.settings import get_project, project_ref
 
 if TYPE_CHECKING:
     from gitmoor.controller.shard import Shards
@@ -101,43 +104,6 @@ class _NoHooks:
         return None
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str | None, default: float) -> float:
-    """Go-style durations ("90s", "3m", "1h30m"), as Argo CD's and Flux's specs take them."""
-    if not text:
-        return default
-    parts = _DURATION.findall(str(text))
-    if not parts or "".join(n + u for n, u in parts) != str(text).strip():
-        log.warning("event=bad_duration value=%r default=%s", text, default)
-        return default
-    return sum(float(n) * _UNITS[u] for n, u in parts)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    limit: int = 0
-    duration: float = 5.0
-    factor: float = 2.0
-    max_duration: float = 180.0
-
-    @classmethod
-    def of(cls, app: Application) -> RetryPolicy:
-        raw = ((app.raw.get("spec") or {}).get("syncPolicy") or {}).get("retry") or {}
-        backoff = raw.get("backoff") or {}
-        return cls(
-            limit=int(raw.get("limit") or 0),
-            duration=parse_duration(backoff.get("duration"), 5.0),
-            factor=float(backoff.get("factor") or 2.0),
-            max_duration=parse_duration(backoff.get("maxDuration"), 180.0),
-        )
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.duration * self.factor**attempt, self.max_duration))
-
-
 @dataclass
 class _AppState:
     """What the controller remembers of an app between passes (not persisted)."""
@@ -171,7 +137,10 @@ def _sync_options(app: Application, op: dict[str, Any]) -> SyncOptions:
         app,
         prune=bool(sync.get("prune", auto.prune if auto else False)),
         dry_run=bool(sync.get("dryRun", False)),
-        force_conflicts=bool(sync.get("forceConflicts", False)),
+        # Absent: the app's choice (take the fields unless ForceConflicts=false).
+        force_conflicts=(
+            bool(sync["forceConflicts"]) if sync.get("forceConflicts") is not None else None
+        ),
         only=only,
     )
 
@@ -198,6 +167,11 @@ class Controller:
             self.kube, label_selector=f"{REPO_SECRET_LABEL}=repository", namespace=self.namespace
         )
         self.engine.credentials = self._credentials
+        # AppProjects too: every refresh checks its app's project, without a GET.
+        self.projects = ClusterCache(
+            self.kube, label_selector="", namespace=self.namespace, on_change=self._project_changed
+        )
+        self.engine.projects = self._project
         self.apps: dict[str, JSONDict] = {}
         self.state: dict[str, _AppState] = {}
         self.caches: dict[str, ClusterCache] = self.engine.caches
@@ -206,6 +180,25 @@ class Controller:
     async def _credentials(self) -> list[RepoCredentials]:
         await self.secrets.ensure(ObjectRef("", "v1", "Secret", self.namespace, "-"))
         return credentials_from_secrets(self.secrets.items("", "Secret"))
+
+    async def _project(self, name: str) -> AppProject | None:
+        """The project from the watch cache; a GET where the kind cannot be watched
+        (the CRD not installed yet, or no RBAC to list it)."""
+        ref = project_ref(name, self.namespace)
+        if await self.projects.ensure(ref):
+            for obj in self.projects.items(ref.group, ref.kind):
+                if (obj.get("metadata") or {}).get("name") == name:
+                    return parse_appproject(obj)
+            return None
+        return await get_project(self.kube, name, self.namespace)
+
+    def _project_changed(self, key: Key, obj: JSONDict, deleted: bool) -> None:
+        """A project changed: its apps are checked against it again now, so that a
+        narrowed project stops its apps at once rather than at their next interval."""
+        name = key[3]
+        for app_name, app in self.apps.items():
+            if ((app.get("spec") or {}).get("project") or "default") == name:
+                self.queue.add(app_name)
 
     # ------------------------------------------------------------------ inputs
 
@@ -276,14 +269,17 @@ class Controller:
         if name not in self.apps or not self._owns(name):
             return
         started = time.monotonic()
-        app = parse_application(self.apps[name])
+        try:
+            app = parse_application(self.apps[name])
+        except UserInputError as e:
+            # Nothing to refresh until the spec changes (which bumps the
+            # generation and queues the app again); the user reads why on status.
+            await self._report_invalid_spec(self.apps[name], e)
+            return
         with contextlib.suppress(GitmoorError):
             # An unknown destination cluster is reported by refresh as a condition.
             await self._ensure_cache(app)
-        interval = parse_duration(
-            ((app.raw.get("spec") or {}).get("syncPolicy") or {}).get("refreshInterval"),
-            self.interval,
-        )
+        interval = app.spec.sync_policy.refresh_interval or self.interval
         outcome = "ok"
         try:
             op = app.operation
@@ -319,6 +315,42 @@ class Controller:
         finally:
             self.hooks.reconciled(app, time.monotonic() - started, outcome)
         self.queue.add_after(name, interval * random.uniform(0.9, 1.1))  # noqa: S311 - jitter
+
+    async def _report_invalid_spec(self, obj: JSONDict, error: UserInputError) -> None:
+        """An ``InvalidSpecError`` condition (Argo CD's name for it) with the sentence,
+        written once: the status alone, since the spec cannot be parsed."""
+        meta = obj.get("metadata") or {}
+        name, namespace = str(meta.get("name", "")), str(meta.get("namespace") or self.namespace)
+        message = str(error)
+        status = obj.get("status") or {}
+        conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
+        if any(
+            c.get("type") == "InvalidSpecError" and c.get("message") == message for c in conditions
+        ):
+            return
+        log.warning("event=invalid_spec app=%s/%s error=%s", namespace, name, message)
+        patch = {
+            "status": {
+                "sync": {"status": "Unknown"},
+                "conditions": [
+                    {
+                        "type": "InvalidSpecError",
+                        "message": message,
+                        "lastTransitionTime": store.now_iso(),
+                    }
+                ],
+                "reconciledAt": store.now_iso(),
+            }
+        }
+        try:
+            written = await self.kube.merge_patch(
+                store.app_ref(name, namespace), patch, subresource="status"
+            )
+        except GitmoorError as e:
+            log.warning("event=status_write_failed app=%s/%s error=%s", namespace, name, e)
+            return
+        if name in self.apps:
+            self.apps[name] = written
 
     async def _run_operation(self, app: Application, op: dict[str, Any]) -> Application:
         who = (op.get("initiatedBy") or {}).get("username", "controller")
@@ -406,7 +438,7 @@ class Controller:
             await self._auto_sync(app, commit, "retry-after-error")
             return
         if last_rev == commit and op_state.get("phase") == Phase.FAILED.value:
-            policy = RetryPolicy.of(app)
+            policy = app.spec.sync_policy.retry
             attempts = int(op_state.get("retryCount") or 0)
             if attempts >= policy.limit:
                 log.info(
@@ -441,7 +473,9 @@ class Controller:
     ) -> None:
         auto = app.spec.sync_policy.automated
         assert auto is not None
-        options = SyncOptions.for_app(app, force_conflicts=True)
+        # Fields other managers took are taken back (self-heal means "equal to
+        # Git"), unless the app's sync options say ForceConflicts=false.
+        options = SyncOptions.for_app(app)
         log.info("event=auto_sync app=%s revision=%s reason=%s", app.name, commit[:12], reason)
         self.hooks.sync_started(app, commit, reason)
         result = await self.engine.sync(app, options, revision=commit, initiated_by="automated")
@@ -452,8 +486,9 @@ class Controller:
             op_state = dict(fresh.status.get("operationState") or {})
             op_state["retryCount"] = retry_count
             await store.patch_status(self.kube, fresh, {"operationState": op_state})
-            if retry_count < RetryPolicy.of(app).limit:
-                self.queue.add_after(app.name, RetryPolicy.of(app).delay(retry_count))
+            policy = app.spec.sync_policy.retry
+            if retry_count < policy.limit:
+                self.queue.add_after(app.name, policy.delay(retry_count))
 
     async def worker(self) -> None:
         while True:
@@ -545,7 +580,7 @@ class Controller:
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            for cache in [*self.caches.values(), self.secrets]:
+            for cache in [*self.caches.values(), self.secrets, self.projects]:
                 await cache.aclose()
             if self.shards is not None:
                 await self.shards.release()

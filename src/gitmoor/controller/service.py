@@ -41,6 +41,7 @@ from gitmoor.model import GitmoorError, ObjectRef
 from gitmoor.model.application import Application, parse_application
 
 if TYPE_CHECKING:
+    from gitmoor.controller.ratelimit import RefreshLimits
     from gitmoor.engine.sync import SyncResult
     from gitmoor.kube import KubeClient
 
@@ -132,12 +133,10 @@ class Observers:
             )
         conds = {c.get("type"): c.get("message") for c in after.status.get("conditions") or []}
         old_conds = {c.get("type"): c.get("message") for c in before.status.get("conditions") or []}
-        if "ComparisonError" in conds and conds != old_conds:
-            self._spawn(
-                self.events.record(
-                    after, "ComparisonError", str(conds["ComparisonError"]), type="Warning"
-                )
-            )
+        # InvalidSpecError: the app's project refuses it (gitmoor.engine.projects).
+        for ctype in ("ComparisonError", "InvalidSpecError"):
+            if ctype in conds and conds != old_conds:
+                self._spawn(self.events.record(after, ctype, str(conds[ctype]), type="Warning"))
         # Only the app that changed is parsed: parsing every app on every reconcile
         # made a round of refreshes quadratic (7 ms per reconcile at 200 apps).
         self._info[after.name] = after
@@ -158,7 +157,27 @@ def _parsed(apps: dict[str, dict[str, Any]]) -> list[Application]:
     return out
 
 
-def build_http(controller: Controller, metrics: Metrics, kube: KubeClient) -> FastAPI:
+def refresh_plan(apps: list[Application], event: PushEvent) -> tuple[list[str], list[str]]:
+    """The apps a push refreshes, and those of them that go first (the priority lane).
+
+    Apps whose files the push changed go first: the change a user waits for is
+    applied before the routine refresh of every other app on the branch. Only
+    a verified push may say which files changed: a forged payload listing
+    chosen paths could otherwise hold chosen apps at the head of the queue.
+    """
+    touched = [a for a in apps if touches(a, event)]
+    first = [a.name for a in touched if path_changed(a, event)] if event.verified else []
+    return [a.name for a in touched], first
+
+
+def build_http(
+    controller: Controller,
+    metrics: Metrics,
+    kube: KubeClient,
+    *,
+    webhook_allow_unsigned: bool = False,
+    webhook_limits: RefreshLimits | None = None,
+) -> FastAPI:
     api = FastAPI(
         title="gitmoor controller",
         version=__version__,
@@ -166,12 +185,16 @@ def build_http(controller: Controller, metrics: Metrics, kube: KubeClient) -> Fa
     )
 
     async def on_push(event: PushEvent) -> int:
-        apps = [a for a in _parsed(controller.apps) if touches(a, event)]
-        # Apps whose files the push changed go first: the change a user waits for
-        # is applied before the routine refresh of every other app on the branch.
-        hot = [a.name for a in apps if path_changed(a, event)]
-        n = controller.refresh_apps([a.name for a in apps], first=hot)
-        log.info("event=webhook_push provider=%s ref=%s apps=%d", event.provider, event.ref, n)
+        names, hot = refresh_plan(_parsed(controller.apps), event)
+        n = controller.refresh_apps(names, first=hot)
+        log.info(
+            "event=webhook_push provider=%s ref=%s apps=%d first=%d verified=%s",
+            event.provider,
+            event.ref,
+            n,
+            len(hot),
+            event.verified,
+        )
         return n
 
     async def secrets() -> WebhookSecrets:
@@ -184,7 +207,11 @@ def build_http(controller: Controller, metrics: Metrics, kube: KubeClient) -> Fa
             {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
         )
 
-    api.include_router(webhook_router(on_push, secrets))
+    api.include_router(
+        webhook_router(
+            on_push, secrets, allow_unsigned=webhook_allow_unsigned, limits=webhook_limits
+        )
+    )
     api.include_router(metrics.router())
 
     @api.get("/healthz", summary="Liveness: the controller's event loop answers.")
@@ -204,6 +231,8 @@ async def serve_controller(
     replica_id: str = "",
     lease_seconds: int = 15,
     self_heal_debounce: float = 5.0,
+    webhook_allow_unsigned: bool = False,
+    webhook_limits: RefreshLimits | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the controller until ``stop`` is set (or forever)."""
@@ -247,7 +276,13 @@ async def serve_controller(
     if listen:
         host, _, port = listen.rpartition(":")
         config = uvicorn.Config(
-            build_http(ctrl, metrics, kube),
+            build_http(
+                ctrl,
+                metrics,
+                kube,
+                webhook_allow_unsigned=webhook_allow_unsigned,
+                webhook_limits=webhook_limits,
+            ),
             host=host or "127.0.0.1",
             port=int(port),
             log_level="warning",

@@ -38,12 +38,26 @@ header text, which would turn a forged header into a 500):
   own unless its access log is off: prefer the signature where the forge
   can send one.
 
-When no secret is configured for a provider, its requests are accepted
-unsigned, as Argo CD does, and a warning is logged once per provider and
-process. The consequence: an unused provider with no secret is a door that
-anyone can knock on. What a knock can do is bounded (a refresh of the apps
-that track the named repository and ref; the content still comes from git),
-but operators who want every request authenticated set all four secrets.
+When no secret is configured for a provider, its requests are refused with
+401 and a reason that says how to configure one. Argo CD accepts them unsigned
+instead; here that needs ``--webhook-allow-unsigned`` (then a warning is
+logged once per provider and process), because an unused provider with no
+secret is a door anyone can knock on: forged pushes naming chosen files could
+otherwise hold chosen apps at the head of the work queue.
+
+Only a verified push (``PushEvent.verified``: its provider has a secret and
+the request proved it) may use the priority lane, where apps whose files the
+push changed go before the others; an unsigned push refreshes its apps in
+plain FIFO order.
+
+Refreshes are rate-limited per repository (:mod:`~gitmoor.controller.ratelimit`,
+a token bucket: ``burst`` at once, then one per ``interval`` seconds; 5 and
+10 s by default). A push over the limit is not dropped: it is answered 202
+``{"deferred": <seconds>}`` and refreshes its apps when the next token is
+due, coalesced with every other push to that repository until then (one
+refresh per ref, the latest push's data). 202 rather than 429: forges count
+a 429 as a failed delivery and GitHub does not redeliver it, while the push
+will be acted on.
 
 Which apps a push touches (:func:`touches`), after Argo CD's
 ``GetWebURLRegex`` and ``sourceRevisionHasChanged``:
@@ -66,11 +80,13 @@ Which apps a push touches (:func:`touches`), after Argo CD's
   ``compareRevisions``; a tag outside the range cannot change what the
   constraint selects); a full commit SHA never.
 
-Status codes: 200 ``{"refreshed": n}`` for a push, 200 ``{"ignored": event}``
+Status codes: 200 ``{"refreshed": n}`` for a push, 202 ``{"deferred": s}`` for a
+push over the repository's rate limit, 200 ``{"ignored": event}``
 for a valid event that is not a push (Argo CD answers 400 "event not defined
 to be parsed" there, which forges show as a failed delivery for an event the
 user merely left ticked), 400 for an unknown provider, invalid JSON or a
-payload without a ref or repository, 401 for a missing or wrong signature,
+payload without a ref or repository, 401 for a missing or wrong signature
+(or no secret configured for the provider),
 413 for a body over ``max_body`` (1 MiB by default; Argo CD's
 ``webhook.maxPayloadSizeMB`` defaults to 50), 503 when the secrets cannot be
 read. Every rejection happens before ``on_push`` is called.
@@ -81,6 +97,7 @@ string (which may carry ``?secret=``) or request headers.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -96,6 +113,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from gitmoor.controller.ratelimit import RefreshLimits, RepoRateLimiter
 from gitmoor.model import UserInputError
 from gitmoor.source import SemverConstraint, normalize_repo_url, validate_revision
 from gitmoor.source.revisions import is_full_sha, tag_version
@@ -171,6 +189,9 @@ class PushEvent:
     #: Gitea); empty when the payload does not list them (Bitbucket) or caps the
     #: list — then no app can be told apart and all are refreshed alike
     paths: frozenset[str] = frozenset()
+    #: the request proved the provider's secret; only then may ``paths`` put
+    #: apps in the priority lane (see the module docstring)
+    verified: bool = False
 
 
 class WebhookRejected(Exception):
@@ -191,17 +212,26 @@ def parse_push(
     secrets: WebhookSecrets,
     *,
     query: Mapping[str, str] = _EMPTY,
+    allow_unsigned: bool = False,
 ) -> PushEvent | None:
     """The push ``body`` describes, verified; None for a valid event that is not a push.
 
     Raises :class:`WebhookRejected`: 400 unknown provider, 401 missing or wrong
-    signature, 400 a body that is not JSON or a push without ref or repository.
+    signature (or, unless ``allow_unsigned``, no secret configured for the
+    provider), 400 a body that is not JSON or a push without ref or repository.
     The signature is checked before the body is parsed, so nothing an
     unauthenticated sender writes reaches the JSON parser.
     """
     h = {k.lower(): v for k, v in headers.items()}
     provider, event = _detect(h)
-    _authenticate(provider, h, body, secrets.for_provider(provider), query)
+    verified = _authenticate(
+        provider, h, body, secrets.for_provider(provider), query, allow_unsigned
+    )
+    pushed = _parse_event(provider, event, h, body)
+    return dataclasses.replace(pushed, verified=verified) if pushed is not None else None
+
+
+def _parse_event(provider: str, event: str, h: Mapping[str, str], body: bytes) -> PushEvent | None:
     if provider == "github":
         if event != "push":
             return None
@@ -251,9 +281,22 @@ def _detect(h: Mapping[str, str]) -> tuple[str, str]:
 
 
 def _authenticate(
-    provider: str, h: Mapping[str, str], body: bytes, secret: str, query: Mapping[str, str]
-) -> None:
+    provider: str,
+    h: Mapping[str, str],
+    body: bytes,
+    secret: str,
+    query: Mapping[str, str],
+    allow_unsigned: bool,
+) -> bool:
+    """True when the request proved the secret, False when accepted unsigned; else 401."""
     if not secret:
+        if not allow_unsigned:
+            raise WebhookRejected(
+                401,
+                f"no webhook secret is configured for {provider}: set webhook.{provider}.secret "
+                "in the gitmoor-secret Secret (and the same secret on the forge's webhook), "
+                "or start the controller with --webhook-allow-unsigned",
+            )
         if provider not in _warned_unsigned:
             _warned_unsigned.add(provider)
             log.warning(
@@ -262,7 +305,7 @@ def _authenticate(
                 provider,
                 provider,
             )
-        return
+        return False
     if provider == "github":
         given = h.get("x-hub-signature-256")
         if given is None:
@@ -290,6 +333,7 @@ def _authenticate(
             raise WebhookRejected(401, "token mismatch")
     else:
         _authenticate_bitbucket(h, body, secret, query)
+    return True
 
 
 def _authenticate_bitbucket(
@@ -650,9 +694,13 @@ push event. The request is authenticated with the provider's secret when one is
 configured (`webhook.<provider>.secret` in the gitmoor secret, Argo CD's keys):
 GitHub `X-Hub-Signature-256`, Gitea/Forgejo `X-Gitea-Signature`/`X-Forgejo-Signature`,
 GitLab `X-Gitlab-Token`, Bitbucket `X-Hub-Signature`, `?secret=` or `X-Hook-UUID`.
+A provider with no secret is refused (401) unless the controller runs with
+`--webhook-allow-unsigned`.
 Applications whose `repoURL` names the pushed repository and whose `targetRevision`
 is the pushed branch or tag (or `HEAD`, or a semver range the tag satisfies) are
-refreshed at once instead of at the next poll.
+refreshed at once instead of at the next poll. Refreshes are rate-limited per
+repository: a push over the limit is answered 202 and refreshes its apps when the
+limit allows, together with the other pushes to that repository until then.
 """
 
 
@@ -668,12 +716,86 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": 'A push: `{"refreshed": <apps>}`; another event: `{"ignored": <event>}`.',
         "content": {"application/json": {"example": {"refreshed": 2}}},
     },
+    202: {
+        "description": "A push over the repository's rate limit: its refresh runs in "
+        '`{"deferred": <seconds>}`, coalesced with other pushes to that repository.',
+        "content": {"application/json": {"example": {"deferred": 7.5}}},
+    },
     400: _error("body is not valid JSON", "Unknown provider, invalid JSON or payload."),
-    401: _error("signature mismatch", "Missing or wrong signature or token."),
+    401: _error(
+        "signature mismatch", "Missing or wrong signature or token, or no secret configured."
+    ),
     413: _error("body larger than 1048576 bytes", "Body over the size limit."),
     500: _error("refresh failed", "The refresh could not be requested."),
     503: _error("webhook secrets unavailable", "The secrets could not be read."),
 }
+
+
+def repo_key(event: PushEvent) -> str:
+    """The rate limiter's key: the pushed repository as host and path, so that the
+    https and ssh spellings of one repository in one payload share a bucket."""
+    keys = sorted(_event_keys(event.repo_urls))
+    if keys:
+        host, path = keys[0]
+        return f"{host}{path}"
+    return min(event.repo_urls, default="")
+
+
+class _Deferred:
+    """Pushes over a repository's limit, one per ref, refreshed together when due."""
+
+    #: distinct refs held per repository; more are dropped (logged): a forged
+    #: flood of invented branch names cannot grow memory without bound
+    MAX_REFS = 32
+
+    def __init__(
+        self, on_push: Callable[[PushEvent], Awaitable[int]], limiter: RepoRateLimiter
+    ) -> None:
+        self.on_push, self.limiter = on_push, limiter
+        self.pending: dict[str, dict[tuple[str, str], PushEvent]] = {}
+        self.due: dict[str, float] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def remaining(self, key: str) -> float:
+        return max(0.0, self.due.get(key, 0.0) - asyncio.get_running_loop().time())
+
+    def add(self, key: str, event: PushEvent, wait: float) -> None:
+        refs = self.pending.get(key)
+        if refs is None:
+            refs = self.pending[key] = {}
+            loop = asyncio.get_running_loop()
+            self.due[key] = loop.time() + wait
+            task = loop.create_task(self._fire(key, wait))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        ref = (event.ref_kind, event.ref)
+        before = refs.get(ref)
+        if before is None and len(refs) >= self.MAX_REFS:
+            log.warning("event=webhook_deferred_dropped repo=%s ref=%s:%s", key, *ref)
+            return
+        if before is not None:
+            # The latest push wins (its ``after``); a path list is kept only when
+            # both list theirs, and the lane only when both were verified.
+            paths = before.paths | event.paths if before.paths and event.paths else frozenset()
+            event = dataclasses.replace(
+                event, paths=paths, verified=before.verified and event.verified
+            )
+        refs[ref] = event
+
+    async def _fire(self, key: str, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self.limiter.take(key, force=True)
+        events = self.pending.pop(key, {})
+        self.due.pop(key, None)
+        total = 0
+        for event in events.values():
+            try:
+                total += await self.on_push(event)
+            except Exception:
+                log.exception("event=webhook_refresh_failed repo=%s ref=%s", key, event.ref)
+        log.info(
+            "event=webhook_deferred_refresh repo=%s refs=%d refreshed=%d", key, len(events), total
+        )
 
 
 def webhook_router(
@@ -681,6 +803,9 @@ def webhook_router(
     secrets: Callable[[], Awaitable[WebhookSecrets]] | WebhookSecrets,
     *,
     max_body: int = DEFAULT_MAX_BODY,
+    allow_unsigned: bool = False,
+    limits: RefreshLimits | None = None,
+    limiter: RepoRateLimiter | None = None,
 ) -> APIRouter:
     """A router serving ``POST /api/webhook``.
 
@@ -692,10 +817,16 @@ def webhook_router(
     argocd-secret the same way). The body is read as a stream and the request
     refused as soon as it passes ``max_body`` bytes, so an oversized body is
     never held in memory.
+
+    ``allow_unsigned`` accepts requests of providers with no secret (see the
+    module docstring); ``limits`` (or a ready ``limiter``, for tests with a
+    clock of their own) sets the per-repository rate limit.
     """
     if max_body <= 0:
         raise ValueError("max_body must be positive")
     router = APIRouter(tags=["webhooks"])
+    rate = limiter if limiter is not None else RepoRateLimiter(limits or RefreshLimits())
+    deferred = _Deferred(on_push, rate)
 
     async def current_secrets() -> WebhookSecrets:
         if isinstance(secrets, WebhookSecrets):
@@ -728,7 +859,13 @@ def webhook_router(
             except Exception:
                 log.exception("event=webhook_secrets_unavailable remote=%s", remote)
                 return JSONResponse({"error": "webhook secrets unavailable"}, status_code=503)
-            event = parse_push(request.headers, body, configured, query=request.query_params)
+            event = parse_push(
+                request.headers,
+                body,
+                configured,
+                query=request.query_params,
+                allow_unsigned=allow_unsigned,
+            )
         except WebhookRejected as err:
             log.warning(
                 "event=webhook_rejected status=%d reason=%r event_type=%r remote=%s",
@@ -742,6 +879,23 @@ def webhook_router(
             name = _event_name(request.headers)
             log.info("event=webhook_ignored event_type=%r remote=%s", name, remote)
             return JSONResponse({"ignored": name})
+        key = repo_key(event)
+        # A deferred refresh already waiting for this repository is joined even if
+        # a token came back meanwhile, so a later push never overtakes an earlier one.
+        joining = key in deferred.pending
+        wait = deferred.remaining(key) if joining else rate.take(key)
+        if joining or wait > 0:
+            deferred.add(key, event, wait)
+            log.info(
+                "event=webhook_deferred provider=%s repo=%s ref=%s:%s verified=%s remote=%s",
+                event.provider,
+                key,
+                event.ref_kind,
+                event.ref,
+                event.verified,
+                remote,
+            )
+            return JSONResponse({"deferred": round(max(wait, 0.0), 1)}, status_code=202)
         try:
             refreshed = await on_push(event)
         except Exception:
@@ -754,12 +908,14 @@ def webhook_router(
             # The cause stays in the log: the caller may be anyone.
             return JSONResponse({"error": "refresh failed"}, status_code=500)
         log.info(
-            "event=webhook_push provider=%s repo=%s ref=%s:%s after=%s refreshed=%d remote=%s",
+            "event=webhook_push provider=%s repo=%s ref=%s:%s after=%s verified=%s refreshed=%d "
+            "remote=%s",
             event.provider,
             ",".join(sorted(event.repo_urls)),
             event.ref_kind,
             event.ref,
             event.after or "-",
+            event.verified,
             refreshed,
             remote,
         )

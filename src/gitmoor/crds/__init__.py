@@ -12,3 +12,9 @@ def application_crd() -> dict[str, Any]:
     text = resources.files("gitmoor.crds").joinpath("applications.yaml").read_text()
     crd: dict[str, Any] = yaml.safe_load(text)
     return crd
+
+
+def appproject_crd() -> dict[str, Any]:
+    text = resources.files("gitmoor.crds").joinpath("appprojects.yaml").read_text()
+    crd: dict[str, Any] = yaml.safe_load(text)
+    return crd

@@ -1,11 +1,13 @@
 """`make demo`: gitmoor on a local Kubernetes control plane, from a fresh machine.
 
 1. starts (or reuses) the control plane of `make cluster`;
-2. installs gitmoor (the Application CRD and its namespace);
+2. installs gitmoor (the CRDs, its namespace, the default project);
 3. turns `examples/` into a git repository under `.local/demo/repo`;
-4. creates Applications for the example overlays, the Helm chart and the CRD app;
-5. syncs each with the `gitmoor` CLI, showing waves and hooks as they run;
-6. prints their status and what to try next.
+4. creates a restricted `team-a` project (that repository, `team-a-*` namespaces);
+5. creates Applications for the example overlays, the Helm chart and the CRD app,
+   and one of team-a;
+6. syncs each with the `gitmoor` CLI, showing waves and hooks as they run;
+7. prints their status and what to try next.
 
 The control plane keeps running afterwards; `make demo-down` stops it.
 Every step runs the real `gitmoor` command, so what it prints is what a user sees.
@@ -40,6 +42,12 @@ APPS: list[tuple[str, str, list[str]]] = [
         ["--dest-namespace", "dashboard", "--values", "values-prod.yaml"],
     ),
     ("backups", "apps/backups", ["--dest-namespace", "backups"]),
+    # In the restricted team-a project (created below): team-a-* namespaces only.
+    (
+        "team-a-dashboard",
+        "apps/dashboard",
+        ["--dest-namespace", "team-a-dashboard", "--project", "team-a"],
+    ),
 ]
 
 
@@ -94,7 +102,18 @@ def start_controller(gm: list[str], env: dict[str, str], demo_dir: Path) -> int:
     stop_controller(demo_dir)
     log = (demo_dir / "controller.log").open("ab")
     proc = subprocess.Popen(
-        [*gm, "controller", "--listen", "127.0.0.1:8081", "--interval", "60"],
+        [
+            *gm,
+            "controller",
+            "--listen",
+            "127.0.0.1:8081",
+            "--interval",
+            "60",
+            # The example repository is a file:// URL; gitmoor refuses file://
+            # outside the directories an operator names.
+            "--allow-file-repos",
+            str(demo_dir / "repo"),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -165,8 +184,30 @@ def main() -> int:
     commit = make_repo(repo)
     url = repo.as_uri()
     print(f"{url} at {commit[:12]}")
+    # The CLI's syncs below fetch that file:// URL: allowed for this directory only.
+    env["GITMOOR_ALLOW_FILE_REPOS"] = str(repo)
 
-    step("4. Applications")
+    step("4. Projects: a restricted team-a next to the default one")
+    # The example repository only, team-a-* namespaces of this cluster, no
+    # cluster-scoped kind: what its apps ask beyond that is refused before any
+    # git request or write (README, "Projects").
+    sh(
+        *gm,
+        "proj",
+        "create",
+        "team-a",
+        "--description",
+        "Team A: the example repository, team-a-* namespaces, no cluster-scoped kinds",
+        "--src",
+        url,
+        "--dest",
+        "in-cluster,team-a-*",
+        "--upsert",
+        env=env,
+    )
+    sh(*gm, "proj", "list", env=env)
+
+    step("5. Applications")
     for name, path, extra in APPS:
         sh(
             *gm,
@@ -186,14 +227,14 @@ def main() -> int:
             env=env,
         )
 
-    step("5. Sync")
+    step("6. Sync")
     for name, _, _ in APPS:
         sh(*gm, "app", "sync", name, "--prune", "--timeout", "120", env=env)
 
-    step("6. Status")
+    step("7. Status")
     sh(*gm, "app", "list", "-o", "wide", env=env)
 
-    step("7. The controller (automated sync, self-heal, webhooks, metrics) in the background")
+    step("8. The controller (automated sync, self-heal, webhooks, metrics) in the background")
     demo_dir = REPO / ".local" / "demo"
     pid = start_controller(gm, env, demo_dir)
     print(f"gitmoor controller running as pid {pid}; log: {demo_dir / 'controller.log'}")
@@ -204,13 +245,17 @@ def main() -> int:
     print(
         f"\n\033[1mDemo ready in {time.monotonic() - started:.0f}s.\033[0m Try:\n"
         f"  export KUBECONFIG={cp.kubeconfig}\n"
+        f"  export GITMOOR_ALLOW_FILE_REPOS={repo}   # the demo's repository is a file:// URL\n"
         "  alias gitmoor='uv run gitmoor'\n"
         "  gitmoor app get guestbook-prod\n"
         "  kubectl -n guestbook-dev scale deployment guestbook --replicas=5   # self-heal reverts it\n"
         "  kubectl -n guestbook-prod scale deployment guestbook --replicas=5  # manual app: OutOfSync only\n"
         "  gitmoor app diff guestbook-prod         # shows the drift; exit code 1\n"
-        "  gitmoor app sync guestbook-prod --force-conflicts\n"
+        "  gitmoor app sync guestbook-prod         # takes replicas back: 'took spec.replicas from kubectl'\n"
         "  gitmoor app history guestbook-dev\n"
+        f"  gitmoor app create escape --project team-a --repo {url} --path apps/dashboard "
+        "--dest-namespace kube-system\n"
+        "  gitmoor app get escape --refresh        # InvalidSpecError: team-a permits team-a-* only\n"
         f"  # edit {repo}/apps/guestbook/overlays/dev, commit: applied within a minute (--interval 60)\n"
         "  curl -s http://127.0.0.1:8081/metrics | grep gitmoor_app_info\n"
         "  make demo-down                          # stop the controller and the control plane"

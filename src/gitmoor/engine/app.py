@@ -18,16 +18,19 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from gitmoor.engine import store
+from gitmoor.engine import projects, store
 from gitmoor.engine.compare import Comparison, DryRunCache, compare_app, is_hook
-from gitmoor.engine.prepare import owned_by, prepare
-from gitmoor.engine.repos import load_credentials
+from gitmoor.engine.plan import annotation_warnings, directives
+from gitmoor.engine.prepare import PrepareOptions, owned_by, prepare
+from gitmoor.engine.repos import credentials_for, load_credentials
 from gitmoor.engine.sync import Phase, SyncEvent, SyncOptions, SyncResult, run_sync
 from gitmoor.kube import ConflictError
 from gitmoor.model import GitmoorError, Manifest, ObjectRef, RetryableError, UserInputError
 from gitmoor.model.application import DEFAULT_NAMESPACE, Application, parse_application
+from gitmoor.model.project import IN_CLUSTER_SERVER, AppProject, ProjectViolation
 from gitmoor.render import RenderCache, RenderOptions
-from gitmoor.source import checkout_async, match_credentials, resolve_async
+from gitmoor.settings import get_project
+from gitmoor.source import checkout_async, resolve_tagged_async
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -48,6 +51,11 @@ class Desired:
     revision: str
     manifests: tuple[Manifest, ...]
     warnings: tuple[str, ...] = ()
+    #: the tag, when the target revision is a tag or a semver range (the tag it
+    #: chose): what objects written record as ``gitmoor.io/version``
+    tag: str | None = None
+    #: the app's project, as checked: the sync impersonates what it names
+    project: AppProject | None = None
 
 
 class ClusterResolver(Protocol):
@@ -78,6 +86,15 @@ class Engine:
     on_git: Callable[[str, str, float, bool], None] | None = None
     #: repository credentials; the controller sets one backed by its watch cache
     credentials: Callable[[], Awaitable[list[RepoCredentials]]] | None = None
+    #: looks an AppProject up by name (None: absent); default a GET in ``namespace``,
+    #: the controller sets one backed by its watch cache
+    projects: Callable[[str], Awaitable[AppProject | None]] | None = None
+    #: (repo URL, target revision) → (commit, tag) of the last resolve, so a sync
+    #: by commit (the controller resolves, then syncs that commit) still knows the
+    #: tag the commit was chosen by, without another ls-remote
+    _tags: dict[tuple[str, str], tuple[str, str | None]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     async def _git(self, request: str, repo: str, call: Awaitable[T]) -> T:
         """Time a git request for ``on_git`` (the controller's metrics)."""
@@ -97,6 +114,34 @@ class Engine:
             return await self.credentials()
         return await load_credentials(self.kube, self.namespace)
 
+    async def _creds_for(self, app: Application) -> RepoCredentials | None:
+        """The app's repository credentials: its project's first, then unscoped ones."""
+        return credentials_for(
+            app.spec.source.repo_url, await self._credentials(), app.spec.project
+        )
+
+    async def _lookup_project(self, name: str) -> AppProject | None:
+        if self.projects is not None:
+            return await self.projects(name)
+        return await get_project(self.kube, name, self.namespace)
+
+    async def _server(self, app: Application) -> str:
+        """The API server URL projects match ``server`` against: Argo CD's name for
+        the home cluster, else the registered cluster's."""
+        if app.spec.destination.name in ("", "in-cluster"):
+            return IN_CLUSTER_SERVER
+        return (await self.dest(app)).config.server
+
+    async def admit(self, app: Application) -> tuple[AppProject, str]:
+        """The app's project and destination server, once the project permits the
+        app's repository and destination. Called before any git request: a
+        refused app fetches nothing (:mod:`gitmoor.engine.projects`)."""
+        project = await projects.load_project(self._lookup_project, app)
+        projects.check_source(project, app)
+        server = await self._server(app)
+        projects.check_destination(project, app, server)
+        return project, server
+
     async def dest(self, app: Application) -> KubeClient:
         """The client of the cluster the app deploys to."""
         name = app.spec.destination.name
@@ -115,24 +160,40 @@ class Engine:
     # ------------------------------------------------------------ desired state
 
     async def resolve(self, app: Application, revision: str | None = None) -> str:
-        creds = match_credentials(app.spec.source.repo_url, await self._credentials())
-        return await resolve_async(
-            app.spec.source.repo_url,
-            revision or app.spec.source.target_revision,
-            creds,
-            cache_dir=self.git_cache_dir,
+        await self.admit(app)
+        creds = await self._creds_for(app)
+        return (await self._resolve(app, revision, creds))[0]
+
+    async def _resolve(
+        self, app: Application, revision: str | None, creds: RepoCredentials | None
+    ) -> tuple[str, str | None]:
+        """The commit ``revision`` (default: the target) names, and its tag.
+
+        A sync by commit (the controller's, after it resolved the target) gets
+        the tag the target chose for that same commit, remembered from that
+        resolve; a commit the target no longer names has no tag."""
+        src = app.spec.source
+        wanted = revision or src.target_revision
+        commit, tag = await resolve_tagged_async(
+            src.repo_url, wanted, creds, cache_dir=self.git_cache_dir
         )
+        key = (src.repo_url, src.target_revision)
+        if wanted == src.target_revision:
+            self._tags[key] = (commit, tag)
+        elif tag is None:
+            known = self._tags.get(key)
+            if known is not None and known[0] == commit:
+                tag = known[1]
+        return commit, tag
 
     async def desired(self, app: Application, revision: str | None = None) -> Desired:
-        """Resolve, fetch, render and prepare the app at ``revision`` (default: its target)."""
+        """Resolve, fetch, render and prepare the app at ``revision`` (default: its target),
+        within what its project permits."""
         src = app.spec.source
-        creds = match_credentials(src.repo_url, await self._credentials())
-        commit = await self._git(
-            "ls-remote",
-            src.repo_url,
-            resolve_async(
-                src.repo_url, revision or src.target_revision, creds, cache_dir=self.git_cache_dir
-            ),
+        project, server = await self.admit(app)
+        creds = await self._creds_for(app)
+        commit, tag = await self._git(
+            "ls-remote", src.repo_url, self._resolve(app, revision, creds)
         )
         root = await self._git(
             "fetch",
@@ -148,8 +209,21 @@ class Engine:
         rendered = await asyncio.to_thread(
             self.render_cache.get_or_render, root, src.path, commit, options
         )
-        manifests = await prepare(app, rendered.manifests, await self.dest(app))
-        return Desired(commit, manifests, rendered.warnings)
+        manifests = await prepare(
+            app,
+            rendered.manifests,
+            await self.dest(app),
+            PrepareOptions(
+                namespace_allowed=projects.namespace_check(project, app, server),
+                project=project.name,
+            ),
+        )
+        projects.check_resources(project, manifests)
+        # Annotation warnings (an Argo CD annotation overruled by gitmoor's, one
+        # ignored as Argo CD ignores it) travel with the render's: shown by diff and
+        # sync, and as the app's ComparisonWarning condition.
+        warnings = (*rendered.warnings, *annotation_warnings(manifests))
+        return Desired(commit, manifests, warnings, tag, project)
 
     # ------------------------------------------------------------ refresh
 
@@ -158,14 +232,16 @@ class Engine:
         started = time.monotonic()
         try:
             desired = await self.desired(app)
+            dest = await self.dest(app)
             comparison = await compare_app(
                 app,
                 desired.revision,
                 desired.manifests,
-                await self.dest(app),
+                dest,
                 inventory(app),
                 cache=self.cache_for(app),
                 dry_runs=self.dry_runs,
+                dry_run_as=await self._acting_client(app, desired),
             )
         except GitmoorError as e:
             log.info("event=comparison_error app=%s/%s error=%s", app.namespace, app.name, e)
@@ -174,7 +250,12 @@ class Engine:
                     "status": "Unknown",
                     "revision": app.status.get("sync", {}).get("revision", ""),
                 },
-                "conditions": _conditions(app, "ComparisonError", str(e)),
+                # Argo CD's type for an app its project does not permit.
+                "conditions": _conditions(
+                    app,
+                    "InvalidSpecError" if isinstance(e, ProjectViolation) else "ComparisonError",
+                    str(e),
+                ),
                 "reconciledAt": store.now_iso(),
             }
             if _same_status(app.status, error_status):
@@ -187,6 +268,8 @@ class Engine:
                 "ComparisonWarning",
                 "the render produced no objects; nothing is pruned unless allowEmpty is set",
             )
+        elif desired.warnings:
+            conditions = _conditions(app, "ComparisonWarning", _warning_text(desired.warnings))
         status: dict[str, Any] = {
             "sync": {"status": comparison.sync.value, "revision": desired.revision},
             "health": {
@@ -288,6 +371,7 @@ class Engine:
     ) -> SyncResult:
         try:
             desired = await self.desired(app, revision)
+            kube = await self._acting_client(app, desired)
         except RetryableError as e:
             return SyncResult(revision or "", Phase.ERROR, str(e))
         except GitmoorError as e:
@@ -297,14 +381,40 @@ class Engine:
                 app,
                 desired.revision,
                 desired.manifests,
-                await self.dest(app),
+                kube,
                 inventory=inventory(app),
                 options=options,
                 progress=progress,
                 cache=self.cache_for(app),
                 dry_runs=self.dry_runs,
                 claims=self.still_declares,
+                version=desired.tag,
             )
+
+    async def _acting_client(self, app: Application, desired: Desired) -> KubeClient:
+        """The client the app's writes go out on: the destination's, impersonating the
+        ServiceAccount the project names for it (``destinationServiceAccounts``), so
+        that Kubernetes RBAC refuses what that account may not do.
+
+        Every request of a sync (apply, prune, hooks) uses it, and so do a refresh's
+        server-side dry-runs, which RBAC judges as the PATCH they simulate (Argo CD
+        diffs on the client side, so only its syncs impersonate). Reads for a
+        comparison (GETs, the watch cache) stay on the engine's own identity."""
+        dest = await self.dest(app)
+        if desired.project is None:
+            return dest
+        account = projects.sync_identity(desired.project, app, await self._server(app))
+        if account is None:
+            return dest
+        log.info(
+            "event=sync_impersonates app=%s/%s project=%s user=%s",
+            app.namespace,
+            app.name,
+            desired.project.name,
+            account.username,
+        )
+        # No Impersonate-Group: the API server adds a ServiceAccount's groups itself.
+        return dest.impersonating(account.username)
 
     async def still_declares(self, owner: str, ref: ObjectRef) -> bool:
         """Does the app ``<apps-namespace>_<name>`` declare ``ref`` at its target now?
@@ -457,6 +567,8 @@ class Engine:
                     continue
                 if live is None or not owned_by(app, live):
                     continue
+                if not _deletes_with_app(app, live):
+                    continue  # Delete=false: kept, as Argo CD's finalizer keeps it
                 meta = live.get("metadata", {})
                 try:
                     gone = await dest.delete(
@@ -471,6 +583,34 @@ class Engine:
                     deleted.append(ref)
         await self.kube.delete(store.app_ref(app.name, app.namespace))
         return deleted
+
+
+def _deletes_with_app(app: Application, live: dict[str, Any]) -> bool:
+    """False for an object whose sync options (gitmoor's or Argo CD's) say
+    ``Delete=false``; when the object names no Delete option, the app's sync options
+    decide (Argo CD: the object's option overrides the app's)."""
+    if any(o.replace(" ", "").startswith("Delete=") for o in _object_options(live)):
+        try:
+            return directives(live).options.delete
+        except GitmoorError:
+            return True  # a malformed annotation on a live object: the cascade decides
+    return "Delete=false" not in app.spec.sync_policy.sync_options
+
+
+def _object_options(live: dict[str, Any]) -> list[str]:
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    return [
+        item.strip()
+        for key in ("gitmoor.io/sync-options", "argocd.argoproj.io/sync-options")
+        for item in str(annotations.get(key) or "").split(",")
+    ]
+
+
+def _warning_text(warnings: tuple[str, ...], limit: int = 5) -> str:
+    """Warnings as one condition message, the first ``limit`` of them spelt out."""
+    shown = "; ".join(warnings[:limit])
+    more = len(warnings) - limit
+    return shown + (f" (and {more} more)" if more > 0 else "")
 
 
 def _same_status(current: dict[str, Any], new: dict[str, Any]) -> bool:

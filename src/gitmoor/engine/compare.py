@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from gitmoor.engine.health import health_of
 from gitmoor.engine.live import read_live
 from gitmoor.engine.normalize import IgnoreRule, ResourceDiff, compare
-from gitmoor.engine.plan import sync_options
+from gitmoor.engine.plan import Role, directives
 from gitmoor.engine.prepare import owned_by
 from gitmoor.kube import ApiError
 from gitmoor.model import (
@@ -32,6 +32,7 @@ from gitmoor.model import (
     Manifest,
     ObjectRef,
     SyncStatus,
+    UserInputError,
 )
 from gitmoor.model.application import HOOK_ANNOTATION
 
@@ -51,6 +52,9 @@ class ResourceStatus:
     diff: ResourceDiff | None = None
     requires_pruning: bool = False
     message: str = ""
+    #: requires pruning but, by Argo CD's compare option IgnoreExtraneous, leaves
+    #: the app's sync status alone
+    ignore_extraneous: bool = False
 
     def to_dict(self) -> JSONDict:
         out: JSONDict = {
@@ -61,6 +65,8 @@ class ResourceStatus:
         }
         if self.requires_pruning:
             out["requiresPruning"] = True
+        if self.ignore_extraneous:
+            out["ignoreExtraneous"] = True
         if self.message:
             out["message"] = self.message
         return out
@@ -74,9 +80,12 @@ class Comparison:
 
     @property
     def sync(self) -> SyncStatus:
-        if any(r.sync is SyncStatus.UNKNOWN for r in self.resources):
+        """The app's sync status; an object kept by IgnoreExtraneous shows OutOfSync
+        on its own line but does not count here (Argo CD's ``needsPruning`` rule)."""
+        counted = [r for r in self.resources if not r.ignore_extraneous]
+        if any(r.sync is SyncStatus.UNKNOWN for r in counted):
             return SyncStatus.UNKNOWN
-        if any(r.sync is SyncStatus.OUT_OF_SYNC for r in self.resources):
+        if any(r.sync is SyncStatus.OUT_OF_SYNC for r in counted):
             return SyncStatus.OUT_OF_SYNC
         return SyncStatus.SYNCED
 
@@ -92,14 +101,30 @@ class Comparison:
 
 
 def is_hook(m: Manifest) -> bool:
-    """Hooks run at their phase and are left out of sync status, as in Argo CD."""
-    return bool(m.annotations.get(HOOK_ANNOTATION, "").strip())
+    """Not one of the app's resources: a hook (run at its phase) or an object the
+    sync skips (``Skip``, a Helm test hook). Both are left out of sync status, as in
+    Argo CD (``controller/state.go``: hooks and skipped objects get no sync status).
+    Argo CD's and Helm's hook annotations count (``plan.directives``)."""
+    try:
+        return directives(m.obj).role is not Role.RESOURCE
+    except UserInputError:
+        # A malformed gitmoor annotation: the plan refuses it with the reason;
+        # here only the old rule (any gitmoor hook annotation) decides.
+        return bool(m.annotations.get(HOOK_ANNOTATION, "").strip())
 
 
 def prune_disabled(obj: JSONDict) -> bool:
-    """``gitmoor.io/sync-options: Prune=false`` on the live object."""
+    """``Prune=false`` in the live object's sync options (gitmoor's or Argo CD's)."""
     try:
-        return not sync_options(obj).prune
+        return not directives(obj).options.prune
+    except GitmoorError:
+        return False
+
+
+def ignores_extraneous(obj: JSONDict) -> bool:
+    """``argocd.argoproj.io/compare-options: IgnoreExtraneous`` on the live object."""
+    try:
+        return directives(obj).ignore_extraneous
     except GitmoorError:
         return False
 
@@ -222,8 +247,17 @@ async def compare_app(
     *,
     cache: ClusterCache | None = None,
     dry_runs: DryRunCache | None = None,
+    dry_run_as: KubeClient | None = None,
 ) -> Comparison:
+    """Compare the app's desired objects with the live ones.
+
+    Live objects are read with ``kube`` (or from ``cache``); dry-runs go out on
+    ``dry_run_as`` when given: the identity the sync would write with (a
+    project's ServiceAccount), since a server-side dry-run is a PATCH that RBAC
+    judges like the write itself.
+    """
     inventory = list(inventory)
+    writer = dry_run_as or kube
     resources = [m for m in desired if not is_hook(m)]
     live = await read_live(kube, [m.ref for m in resources] + inventory, cache)
     rules = ignore_rules(app)
@@ -246,7 +280,7 @@ async def compare_app(
             sync = SyncStatus.OUT_OF_SYNC if cached.changed else SyncStatus.SYNCED
             return ResourceStatus(m.ref, sync, health_of(current), cached)
         try:
-            predicted = await dry_run(kube, m)
+            predicted = await dry_run(writer, m)
         except ApiError as e:
             return ResourceStatus(
                 m.ref,
@@ -261,8 +295,11 @@ async def compare_app(
         return ResourceStatus(m.ref, sync, health_of(current), diff)
 
     statuses = list(await asyncio.gather(*(one(m) for m in resources)))
-    for ref in prune_candidates(app, resources, inventory, live):
+    # Declared means in Git, hooks and skipped objects included: a Skip object the
+    # app applied before is left alone, not pruned (Argo CD has a target for it).
+    for ref in prune_candidates(app, desired, inventory, live):
         obj = live[ref]
+        extraneous_ok = ignores_extraneous(obj)
         statuses.append(
             ResourceStatus(
                 ref,
@@ -271,7 +308,9 @@ async def compare_app(
                 compare(ref, obj, None, rules),
                 requires_pruning=True,
                 message="no longer in Git"
-                + (" (Prune=false: kept)" if prune_disabled(obj) else ""),
+                + (" (Prune=false: kept)" if prune_disabled(obj) else "")
+                + (" (IgnoreExtraneous: the app stays Synced)" if extraneous_ok else ""),
+                ignore_extraneous=extraneous_ok,
             )
         )
     return Comparison(revision, tuple(statuses), live)

@@ -11,8 +11,13 @@ left to remove is what the server changes on every write or owns outright:
   even when nothing else changes (Flux's ``ssa`` strips the same fields before its
   dry-run diff).
 - the annotations ``kubectl.kubernetes.io/last-applied-configuration`` (client-side
-  apply's record, stale under server-side apply) and
-  ``deployment.kubernetes.io/revision`` (the deployment controller's counter).
+  apply's record, stale under server-side apply),
+  ``deployment.kubernetes.io/revision`` (the deployment controller's counter), and
+  gitmoor's own ``gitmoor.io/revision`` / ``gitmoor.io/version``: they record which
+  commit last *wrote* an object, so they differ from the commit being compared on
+  every object a new commit did not touch; counting them would make every commit
+  rewrite every object (Argo CD likewise leaves its tracking annotation out of
+  the diff).
 - ``status``, for every kind: the dry-run echoes the live status (a patch cannot
   change it through the main resource when there is a status subresource, and
   manifests do not carry one when there is not), so any difference there is
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from gitmoor.model import JSONDict, ObjectRef, UserInputError
+from gitmoor.model.application import REVISION_ANNOTATION, VERSION_ANNOTATION
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,6 +58,8 @@ SERVER_OWNED_METADATA = (
 IGNORED_ANNOTATIONS = (
     "kubectl.kubernetes.io/last-applied-configuration",
     "deployment.kubernetes.io/revision",
+    REVISION_ANNOTATION,
+    VERSION_ANNOTATION,
 )
 
 # Argo CD's mask (gitops-engine pkg/diff HideSecretData): "+" rather than "*", and
@@ -108,6 +116,70 @@ def _remove(obj: Any, tokens: tuple[str, ...]) -> None:
             return
 
 
+def _lookup(obj: Any, tokens: tuple[str, ...]) -> tuple[bool, Any]:
+    """(True, value) at ``tokens`` in ``obj``, or (False, None) when the path is absent."""
+    cur = obj
+    for token in tokens:
+        if isinstance(cur, dict) and token in cur:
+            cur = cur[token]
+        elif isinstance(cur, list) and _ARRAY_INDEX.fullmatch(token) and int(token) < len(cur):
+            cur = cur[int(token)]
+        else:
+            return False, None
+    return True, cur
+
+
+def _put(obj: Any, tokens: tuple[str, ...], value: Any) -> None:
+    """Set ``value`` at ``tokens``, creating missing maps on the way; a path through a
+    list element that ``obj`` lacks is left alone (an index names no new element)."""
+    if not _puttable(obj, tokens):
+        return
+    cur = obj
+    for i, token in enumerate(tokens):
+        final = i == len(tokens) - 1
+        if isinstance(cur, dict):
+            if final:
+                cur[token] = value
+                return
+            nxt = cur.get(token)
+            if not isinstance(nxt, dict | list):
+                nxt = cur[token] = {}
+            cur = nxt
+        elif isinstance(cur, list):
+            if not _ARRAY_INDEX.fullmatch(token) or int(token) >= len(cur):
+                return
+            if final:
+                cur[int(token)] = value
+                return
+            cur = cur[int(token)]
+        else:
+            return
+
+
+def _puttable(obj: Any, tokens: tuple[str, ...]) -> bool:
+    """Can ``_put`` reach ``tokens`` without inventing a list element? Checked first,
+    so that a path it cannot complete leaves no empty maps behind."""
+    cur = obj
+    for i, token in enumerate(tokens[:-1]):
+        if isinstance(cur, dict):
+            nxt = cur.get(token)
+            if not isinstance(nxt, dict | list):
+                # Maps can be made from here on, as long as no index follows.
+                return not any(_ARRAY_INDEX.fullmatch(t) for t in tokens[i + 1 :])
+            cur = nxt
+        elif isinstance(cur, list):
+            if not _ARRAY_INDEX.fullmatch(token) or int(token) >= len(cur):
+                return False
+            cur = cur[int(token)]
+        else:
+            return False
+    return isinstance(cur, dict) or (
+        isinstance(cur, list)
+        and bool(_ARRAY_INDEX.fullmatch(tokens[-1]))
+        and int(tokens[-1]) < len(cur)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class IgnoreRule:
     """One ``ignoreDifferences`` entry of an Application (Argo CD's shape).
@@ -145,6 +217,22 @@ class IgnoreRule:
         """Remove the rule's pointers from ``obj`` in place."""
         for tokens in self._parsed:
             _remove(obj, tokens)
+
+    def keep_live(self, desired: JSONDict, live: JSONDict) -> None:
+        """Give ``desired`` (in place) the live values at the rule's pointers.
+
+        Argo CD's ``RespectIgnoreDifferences=true``: before the apply, the target
+        takes the live object's values at the ignored paths, so the sync writes
+        back what another actor set (an HPA's replicas) instead of Git's value. A
+        path the live object lacks is dropped from ``desired`` too. Under
+        server-side apply, equal values make no conflict, so nothing is taken.
+        """
+        for tokens in self._parsed:
+            found, value = _lookup(live, tokens)
+            if not found:
+                _remove(desired, tokens)
+            else:
+                _put(desired, tokens, copy.deepcopy(value))
 
 
 def _ref_of(obj: JSONDict) -> ObjectRef:

@@ -14,12 +14,14 @@ import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gitmoor.engine.plan import directives
 from gitmoor.kube import UnknownKindError
 from gitmoor.model import Manifest, ObjectRef, UserInputError
 from gitmoor.model.application import INSTANCE_LABEL, TRACKING_ANNOTATION
+from gitmoor.model.project import ProjectViolation
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from gitmoor.kube import KubeClient
     from gitmoor.model.application import Application
@@ -27,9 +29,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class PrepareOptions:
-    #: namespaces other than the destination that manifests may name (a project's
-    #: allow-list); "*" allows any
+    #: namespaces other than the destination that manifests may name; "*" allows any
     allowed_namespaces: frozenset[str] = frozenset()
+    #: a namespace the project's destinations permit (gitmoor.engine.projects); with
+    #: it, the destination namespace itself must be permitted too, as Argo CD checks
+    #: every object's namespace against the project
+    namespace_allowed: Callable[[str], bool] | None = None
+    #: the project, named in a refusal
+    project: str = ""
 
 
 def _crd_scopes(manifests: Sequence[Manifest]) -> dict[tuple[str, str], bool]:
@@ -60,18 +67,40 @@ async def prepare(
         try:
             namespaced = (await kube.resource_for(ref)).namespaced
         except UnknownKindError:
-            if (ref.group, ref.kind) not in crd_scopes:
+            if (ref.group, ref.kind) not in crd_scopes and (
+                skips_dry_run_when_missing(m)
+                or app.spec.sync_policy.option("SkipDryRunOnMissingResource")
+            ):
+                # SkipDryRunOnMissingResource=true (Argo CD's sync option, on the
+                # object or, for all of them, on the app): its CRD
+                # comes from elsewhere (an operator, another app). Its scope is
+                # unknown until then; like Argo CD, give it the destination
+                # namespace when it names none (the API server drops a namespace
+                # sent for a cluster-scoped kind, and the sync after its kind is
+                # served re-stamps its tracking id for the scope discovery gives).
+                namespaced = True
+            elif (ref.group, ref.kind) not in crd_scopes:
                 raise UserInputError(
                     f"unknown kind {ref.kind} in {ref.api_version}: the cluster does not serve it "
-                    "and no CustomResourceDefinition in this app defines it",
+                    "and no CustomResourceDefinition in this app defines it (if its definition "
+                    "comes from elsewhere, annotate it with gitmoor.io/sync-options: "
+                    "SkipDryRunOnMissingResource=true)",
                     concerns=where,
                 ) from None
-            namespaced = crd_scopes[(ref.group, ref.kind)]
+            else:
+                namespaced = crd_scopes[(ref.group, ref.kind)]
         obj = copy.deepcopy(m.obj)
         meta = obj.setdefault("metadata", {})
         if namespaced:
             ns = ref.namespace or dest
-            if (
+            if options.namespace_allowed is not None:
+                if ns not in options.allowed_namespaces and not options.namespace_allowed(ns):
+                    raise ProjectViolation(
+                        f"project {options.project}: {ref} (from {where}) names namespace "
+                        f'"{ns}", which is not a permitted destination (spec.destinations)',
+                        concerns=f"project {options.project}",
+                    )
+            elif (
                 ns != dest
                 and "*" not in options.allowed_namespaces
                 and ns not in options.allowed_namespaces
@@ -104,6 +133,14 @@ async def prepare(
             )
         seen[key] = m
     return tuple(out)
+
+
+def skips_dry_run_when_missing(m: Manifest) -> bool:
+    """``SkipDryRunOnMissingResource=true`` in the manifest's sync options."""
+    try:
+        return directives(m.obj).options.skip_dry_run_on_missing
+    except UserInputError:
+        return False  # the plan names the malformed annotation
 
 
 def tracking_id_of(obj: dict[str, object]) -> str:

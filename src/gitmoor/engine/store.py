@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from gitmoor.crds import application_crd
+from gitmoor.crds import application_crd, appproject_crd
 from gitmoor.kube import NotFoundError, wait_for
 from gitmoor.model import ObjectRef, UserInputError
 from gitmoor.model.application import (
@@ -22,6 +22,7 @@ from gitmoor.model.application import (
     Application,
     parse_application,
 )
+from gitmoor.settings import ensure_default_project
 
 if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
@@ -35,23 +36,33 @@ def app_ref(name: str, namespace: str = DEFAULT_NAMESPACE) -> ObjectRef:
     return ObjectRef(GROUP, VERSION, KIND, namespace, name)
 
 
-async def install(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> None:
-    """Install (or upgrade) the CRD and create the Applications' namespace."""
-    crd = application_crd()
-    await kube.apply(crd, force=True)
-    ref = ObjectRef(
-        "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "", crd["metadata"]["name"]
-    )
+async def install(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> bool:
+    """Install (or upgrade) the Application and AppProject CRDs, create the
+    Applications' namespace and, unless one exists, the ``default`` project.
+    True when the default project was created."""
+    crds = [application_crd(), appproject_crd()]
+    for crd in crds:
+        await kube.apply(crd, force=True)
+    refs = [
+        ObjectRef(
+            "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "", crd["metadata"]["name"]
+        )
+        for crd in crds
+    ]
 
     async def established() -> bool:
-        live = await kube.get(ref)
-        # A CRD just created may show ``conditions: null`` until its controller runs.
-        conds = ((live or {}).get("status") or {}).get("conditions") or []
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+        for ref in refs:
+            live = await kube.get(ref)
+            # A CRD just created may show ``conditions: null`` until its controller runs.
+            conds = ((live or {}).get("status") or {}).get("conditions") or []
+            if not any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                return False
+        return True
 
-    await wait_for(established, within=30, what="the Application CRD to be Established")
+    await wait_for(established, within=30, what="the gitmoor CRDs to be Established")
     kube.invalidate_discovery()
     await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    return await ensure_default_project(kube, namespace)
 
 
 async def get_app(kube: KubeClient, name: str, namespace: str = DEFAULT_NAMESPACE) -> Application:

@@ -9,14 +9,29 @@ in wave 0 rolls out.
 
 Nothing is written for an object whose dry-run equals the live object: a
 re-sync with nothing changed makes no write (the rule of Flux's ssa manager).
+
+Fields another field manager holds (``kubectl scale``, a ``kubectl edit``) are
+taken when Git declares them: Argo CD's server-side apply forces
+(``ForceConflicts = serverSideApply`` in gitops-engine's resource_ops.go) and so
+does Flux's kustomize-controller, because a user who syncs expects the cluster
+to equal Git afterwards. gitmoor applies unforced first and, on the conflict,
+again with force, so that each field taken is reported with the manager it was
+taken from. ``--no-force-conflicts`` or the app's sync option
+``ForceConflicts=false`` restore the refusal.
+
+Each object written records the commit (``gitmoor.io/revision``) and, for a tag
+or semver target, the tag (``gitmoor.io/version``) of the sync that wrote it;
+objects left unchanged keep the annotations of the sync that last changed them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import enum
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -32,8 +47,16 @@ from gitmoor.engine.compare import (
 )
 from gitmoor.engine.health import health_of
 from gitmoor.engine.live import read_live
-from gitmoor.engine.normalize import ResourceDiff, compare
-from gitmoor.engine.plan import Hook, HookDeletePolicy, HookPhase, Plan, build_plan
+from gitmoor.engine.normalize import ResourceDiff, compare, object_path
+from gitmoor.engine.plan import (
+    Hook,
+    HookDeletePolicy,
+    HookPhase,
+    Plan,
+    build_plan,
+    directives,
+    hook_name,
+)
 from gitmoor.engine.prepare import owned_by, owner_app
 from gitmoor.kube import ApiError, ConflictError
 from gitmoor.model import (
@@ -46,6 +69,11 @@ from gitmoor.model import (
     RetryableError,
     UserInputError,
 )
+from gitmoor.model.application import (
+    REVISION_ANNOTATION,
+    TRACKING_ANNOTATION,
+    VERSION_ANNOTATION,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -56,6 +84,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gitmoor.engine.sync")
 
+
+#: the field manager of Replace=true writes (PUT/POST, not apply), named apart from
+#: the applies' "gitmoor" as kubectl names its replace "kubectl-replace"
+REPLACE_MANAGER = "gitmoor-replace"
 
 #: does the app ``<apps-namespace>_<name>`` still declare this object? (None: assume so)
 Claims: TypeAlias = "Callable[[str, ObjectRef], Awaitable[bool]]"
@@ -85,7 +117,10 @@ class Phase(enum.Enum):
 class SyncOptions:
     prune: bool = False
     dry_run: bool = False
-    force_conflicts: bool = False
+    #: take fields that other field managers hold (Argo CD's and Flux's default);
+    #: None: the app's choice, which is yes unless its sync options say
+    #: ``ForceConflicts=false``
+    force_conflicts: bool | None = None
     #: a selective sync: only objects whose (group, kind, name) is listed
     only: frozenset[tuple[str, str, str]] | None = None
     #: seconds to wait for the health of each wave and hook
@@ -97,7 +132,9 @@ class SyncOptions:
     @classmethod
     def for_app(cls, app: Application, **overrides: Any) -> SyncOptions:
         """The app's own policy (automated prune and allowEmpty, the
-        CreateNamespace sync option), with what the caller sets on top."""
+        CreateNamespace sync option), with what the caller sets on top.
+        ``force_conflicts`` stays None unless set: the run reads the app's
+        ``ForceConflicts`` sync option then, whoever built the options."""
         auto = app.spec.sync_policy.automated
         base = cls(
             prune=bool(auto and auto.prune),
@@ -108,12 +145,26 @@ class SyncOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class TakenField:
+    """One field the apply took from another field manager (``spec.replicas``
+    from ``kubectl``), as the API server's conflict named them."""
+
+    field: str
+    manager: str
+
+    def to_dict(self) -> JSONDict:
+        return {"field": self.field, "manager": self.manager}
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceResult:
     ref: ObjectRef
     action: Action
     message: str = ""
     wave: int = 0
     hook: str = ""
+    #: fields taken from other field managers (would be taken, in a dry run)
+    taken: tuple[TakenField, ...] = ()
 
     def to_dict(self) -> JSONDict:
         out: JSONDict = {
@@ -124,6 +175,8 @@ class ResourceResult:
         }
         if self.hook:
             out["hookPhase"] = self.hook
+        if self.taken:
+            out["takenFields"] = [t.to_dict() for t in self.taken]
         return out
 
 
@@ -146,7 +199,7 @@ class SyncResult:
 class SyncEvent:
     """Progress, for a CLI that shows each wave and resource as it goes."""
 
-    kind: str  # "wave", "resource", "hook", "wait", "prune"
+    kind: str  # "wave", "resource", "taken", "hook", "wait", "prune"
     message: str
     result: ResourceResult | None = None
 
@@ -167,6 +220,8 @@ class _Runner:
         cache: ClusterCache | None = None,
         dry_runs: DryRunCache | None = None,
         claims: Claims | None = None,
+        revision: str = "",
+        version: str | None = None,
     ) -> None:
         self.app, self.kube, self.options, self.cache = app, kube, options, cache
         self.claims = claims
@@ -175,6 +230,17 @@ class _Runner:
         self.results: list[ResourceResult] = []
         self.rules = ignore_rules(app)
         self.salt = repr(self.rules)  # as compare_app salts its DryRunCache keys
+        #: names hooks that have only generateName (plan.hook_name)
+        self.started = time.time()
+        policy = app.spec.sync_policy
+        self.force = (
+            options.force_conflicts
+            if options.force_conflicts is not None
+            else "ForceConflicts=false" not in policy.sync_options
+        )
+        self.respect_ignored = policy.option("RespectIgnoreDifferences")
+        #: what each object written records (gitmoor.io/revision, gitmoor.io/version)
+        self.revision, self.version = revision, version
 
     def emit(self, kind: str, message: str, result: ResourceResult | None = None) -> None:
         if result is not None:
@@ -217,6 +283,8 @@ class _Runner:
                     ResourceResult(m.ref, Action.UNCHANGED, "", wave),
                 )
                 return live
+        obj = self._respecting_ignored(m, live)
+        taken: tuple[TakenField, ...] = ()
         try:
             if live is not None:
                 # The dry-run takes every field (force): it writes nothing and only
@@ -224,9 +292,11 @@ class _Runner:
                 # another manager holds fails it before that is asked, so an app
                 # whose one difference is ignored (an HPA's /spec/replicas under
                 # ignoreDifferences) failed to sync while refresh, which dry-runs
-                # with force too, called it Synced. The real apply below still
-                # reports the conflict unless force_conflicts is set.
-                predicted = await self.kube.apply(m.obj, ref=m.ref, dry_run=True, force=True)
+                # with force too, called it Synced. The version annotations go in
+                # with their live values: applying without them would predict their
+                # removal (server-side apply drops what the manager stops sending).
+                recorded = _stamped(obj, *_recorded(live))
+                predicted = await self.kube.apply(recorded, ref=m.ref, dry_run=True, force=True)
                 diff = compare(m.ref, live, predicted, self.rules)
                 if key is not None and self.dry_runs is not None:
                     self.dry_runs.put(key, diff)
@@ -238,14 +308,19 @@ class _Runner:
                     )
                     return live
                 if opts.dry_run:
-                    if not opts.force_conflicts:
-                        # What the real apply would meet: a conflict shows here too.
-                        await self.kube.apply(m.obj, ref=m.ref, dry_run=True)
+                    # What the real apply would meet: the fields it would take, or
+                    # the conflict it would refuse.
+                    predicted, taken = await self._apply(m, recorded, dry_run=True)
+                    msg = "; ".join(
+                        ["dry run", *(f"would take {t.field} from {t.manager}" for t in taken)]
+                    )
                     self.emit(
                         "resource",
-                        f"{m.ref} configured (dry run)",
-                        ResourceResult(m.ref, Action.CONFIGURED, "dry run", wave),
+                        f"{m.ref} configured ({msg})",
+                        ResourceResult(m.ref, Action.CONFIGURED, msg, wave, taken=taken),
                     )
+                    for t in taken:
+                        self.emit("taken", f"{m.ref}: would take {t.field} from {t.manager}")
                     return predicted
             elif opts.dry_run:
                 self.emit(
@@ -254,7 +329,7 @@ class _Runner:
                     ResourceResult(m.ref, Action.CREATED, "dry run", wave),
                 )
                 return None
-            applied = await self.kube.apply(m.obj, ref=m.ref, force=opts.force_conflicts)
+            applied, taken = await self._apply(m, _stamped(obj, self.revision, self.version))
             if self.dry_runs is not None:
                 # The apply's answer is the live object at its new resourceVersion;
                 # applying the same manifest to it again changes nothing (apply is
@@ -264,7 +339,8 @@ class _Runner:
                     ResourceDiff(m.ref, None, None, "", changed=False),
                 )
         except ConflictError as e:
-            msg = _conflict_message(e)
+            conflicts = _conflicts(e)
+            msg = _refusal(conflicts) if conflicts else safe_message(m.ref, e.message)
             self.emit(
                 "resource",
                 f"{m.ref} failed: {msg}",
@@ -280,8 +356,55 @@ class _Runner:
             )
             return None
         action = Action.CREATED if live is None else Action.CONFIGURED
-        self.emit("resource", f"{m.ref} {action.value}", ResourceResult(m.ref, action, "", wave))
+        msg = "; ".join(f"took {t.field} from {t.manager}" for t in taken)
+        self.emit(
+            "resource",
+            f"{m.ref} {action.value}" + (f" ({msg})" if msg else ""),
+            ResourceResult(m.ref, action, msg, wave, taken=taken),
+        )
+        for t in taken:
+            self.emit("taken", f"{m.ref}: took {t.field} from {t.manager}")
         return applied
+
+    async def _apply(
+        self, m: Manifest, obj: JSONDict, *, dry_run: bool = False
+    ) -> tuple[JSONDict, tuple[TakenField, ...]]:
+        """Apply unforced; on a field-manager conflict, take the fields with force
+        (unless forcing is off, then the ConflictError stands) and say which.
+
+        Unforced first, because only the refusal names the fields and their
+        managers: a forced apply takes them silently. It costs a second request
+        only for an object that has a conflict."""
+        try:
+            return await self.kube.apply(obj, ref=m.ref, dry_run=dry_run), ()
+        except ConflictError as e:
+            taken = _conflicts(e)
+            if not self.force or not taken:
+                raise
+        applied = await self.kube.apply(obj, ref=m.ref, dry_run=dry_run, force=True)
+        if not dry_run:
+            log.info(
+                "event=fields_taken app=%s object=%s fields=%s",
+                self.app.name,
+                object_path(m.ref),
+                ",".join(f"{t.field}:{t.manager}" for t in taken),
+            )
+        return applied, taken
+
+    def _respecting_ignored(self, m: Manifest, live: JSONDict | None) -> JSONDict:
+        """``m.obj``, with the live values at ignored paths under
+        ``RespectIgnoreDifferences=true`` (Argo CD's sync option): the sync then
+        leaves what ignoreDifferences names to whoever set it. On creation there is
+        no live value, and Git's is applied, as in Argo CD."""
+        if not self.respect_ignored or live is None:
+            return m.obj
+        rules = [r for r in self.rules if r.matches(m.ref)]
+        if not rules:
+            return m.obj
+        obj = copy.deepcopy(m.obj)
+        for rule in rules:
+            rule.keep_live(obj, live)
+        return obj
 
     # -------------------------------------------------------------- health
 
@@ -340,6 +463,8 @@ class _Runner:
         self.emit("hook", f"{phase.value} hooks: {len(hooks)}")
         for hook in hooks:
             m, policies = hook.manifest, hook.delete_policies
+            if hook.generated_name:
+                m = self._named(m, phase)
             if self.options.dry_run:
                 self.emit(
                     "hook",
@@ -393,6 +518,90 @@ class _Runner:
             if HookDeletePolicy.HOOK_SUCCEEDED in policies:
                 # Only the incarnation this sync created.
                 await self.kube.delete(m.ref, propagation="Background", uid=created_uid)
+
+    def _named(self, m: Manifest, phase: HookPhase) -> Manifest:
+        """The hook with the name Argo CD would give it at this sync (it has only
+        ``generateName``), its tracking id re-stamped for that name so that the
+        ownership check of the next sync recognises it."""
+        obj = copy.deepcopy(m.obj)
+        meta = obj["metadata"]
+        meta["name"] = hook_name(
+            str(meta.get("generateName", "")), self.revision, phase, self.started
+        )
+        ref = dataclasses.replace(m.ref, name=meta["name"])
+        annotations = meta.setdefault("annotations", {})
+        annotations[TRACKING_ANNOTATION] = self.app.tracking_id(
+            ref.group, ref.kind, ref.namespace, ref.name
+        )
+        return Manifest(ref, obj, m.source)
+
+    async def replace_one(self, m: Manifest, live: JSONDict | None, wave: int) -> JSONDict | None:
+        """``Replace=true``: write with PUT (or POST when absent) instead of
+        server-side apply, as Argo CD runs ``kubectl replace``/``kubectl create``;
+        fields Git no longer declares are then dropped whoever set them.
+
+        As for an apply, nothing is written when the server-side dry-run equals the
+        live object, and an object another app owns is not taken."""
+        other = owner_app(live) if live is not None else ""
+        if other and f"{other}:" != self.app.tracking_prefix:
+            msg = f"owned by application {other.replace('_', '/', 1)}; Replace=true will not take it over"
+            self.emit(
+                "resource",
+                f"{m.ref} failed: {msg}",
+                ResourceResult(m.ref, Action.FAILED, msg, wave),
+            )
+            return None
+        validation = "Strict" if directives(m.obj).options.validate else "Ignore"
+        try:
+            if live is not None:
+                predicted = await self.kube.apply(
+                    _stamped(m.obj, *_recorded(live)), ref=m.ref, dry_run=True, force=True
+                )
+                if not compare(m.ref, live, predicted, self.rules).changed:
+                    self.emit(
+                        "resource",
+                        f"{m.ref} unchanged",
+                        ResourceResult(m.ref, Action.UNCHANGED, "", wave),
+                    )
+                    return live
+            if self.options.dry_run:
+                action = Action.CREATED if live is None else Action.CONFIGURED
+                self.emit(
+                    "resource",
+                    f"{m.ref} {action.value} (dry run, replace)",
+                    ResourceResult(m.ref, action, "dry run; Replace=true", wave),
+                )
+                return None if live is None else live
+            body = _stamped(m.obj, self.revision, self.version)
+            if live is None:
+                written = await self.kube.create(
+                    body, field_manager=REPLACE_MANAGER, field_validation=validation
+                )
+            else:
+                body = copy.deepcopy(body)
+                # The live resourceVersion makes the PUT fail (409) rather than
+                # overwrite a change made since it was read.
+                body["metadata"]["resourceVersion"] = (live.get("metadata") or {}).get(
+                    "resourceVersion"
+                )
+                written = await self.kube.replace(
+                    m.ref, body, field_manager=REPLACE_MANAGER, field_validation=validation
+                )
+        except (ApiError, UserInputError) as e:
+            msg = safe_message(m.ref, e.message)
+            self.emit(
+                "resource",
+                f"{m.ref} failed: {msg}",
+                ResourceResult(m.ref, Action.FAILED, msg, wave),
+            )
+            return None
+        action = Action.CREATED if live is None else Action.CONFIGURED
+        self.emit(
+            "resource",
+            f"{m.ref} {action.value} (replaced)",
+            ResourceResult(m.ref, action, "Replace=true", wave),
+        )
+        return written
 
     async def _wait_gone(self, ref: ObjectRef) -> None:
         deadline = time.monotonic() + 60
@@ -471,18 +680,70 @@ class _Runner:
             self.emit("prune", f"{ref} pruned", ResourceResult(ref, Action.PRUNED))
 
 
-def _conflict_message(e: ConflictError) -> str:
-    fields = [
-        c.get("field", "") + (f" ({c.get('message')})" if c.get("message") else "")
-        for c in e.causes
-    ]
-    if fields:
-        return (
-            "conflict with another field manager on "
-            + "; ".join(fields)
-            + " (use --force-conflicts to take these fields)"
-        )
-    return f"{e.message} (use --force-conflicts to take these fields)"
+#: the manager in an apply conflict: apimachinery's fieldmanager writes each cause
+#: as ``conflict with "kubectl" using apps/v1`` (``with subresource "scale"``, ``at
+#: <time>`` may follow), the manager quoted Go-style
+_MANAGER = re.compile(r'conflicts? with "((?:[^"\\]|\\.)*)"')
+#: a field in the top-level message, for a Status without causes:
+#: ``…: .spec.replicas`` or, one per line, ``- .spec.replicas``
+_FIELD = re.compile(r"(?:^- |: )(\.\S+)$")
+
+
+def _conflicts(e: ConflictError) -> tuple[TakenField, ...]:
+    """The (field, manager) pairs of a server-side apply conflict, in the server's
+    order; () when the 409 was not a field-manager conflict."""
+    out: dict[tuple[str, str], None] = {}
+    for cause in e.causes:
+        found = _MANAGER.search(str(cause.get("message") or ""))
+        field_path = str(cause.get("field") or "")
+        if found and field_path:
+            out[(field_path.lstrip("."), _unquote(found.group(1)))] = None
+    if not out:
+        manager = ""
+        for line in e.message.splitlines():
+            found = _MANAGER.search(line)
+            if found:
+                manager = _unquote(found.group(1))
+            path = _FIELD.search(line.strip())
+            if manager and path:
+                out[(path.group(1).lstrip("."), manager)] = None
+    return tuple(TakenField(f, mgr) for f, mgr in out)
+
+
+def _unquote(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def _refusal(conflicts: Sequence[TakenField]) -> str:
+    held = ", ".join(f'{t.field} is managed by "{t.manager}"' for t in conflicts)
+    return (
+        f"conflict: {held}; not taken, as forcing is off (by --no-force-conflicts or "
+        "the app's sync option ForceConflicts=false)"
+    )
+
+
+def _recorded(live: JSONDict) -> tuple[str, str | None]:
+    """The revision and version annotations the live object carries now."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(REVISION_ANNOTATION) or ""), annotations.get(VERSION_ANNOTATION)
+
+
+def _stamped(obj: JSONDict, revision: str, version: str | None) -> JSONDict:
+    """``obj`` with ``gitmoor.io/revision`` and ``gitmoor.io/version`` set (or left
+    out when empty); copies only the maps it changes."""
+    meta = dict(obj.get("metadata") or {})
+    annotations = dict(meta.get("annotations") or {})
+    annotations.pop(REVISION_ANNOTATION, None)
+    annotations.pop(VERSION_ANNOTATION, None)
+    if revision:
+        annotations[REVISION_ANNOTATION] = revision
+    if version:
+        annotations[VERSION_ANNOTATION] = version
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    return {**obj, "metadata": meta}
 
 
 def _selected(m: Manifest, only: frozenset[tuple[str, str, str]] | None) -> bool:
@@ -501,8 +762,12 @@ async def run_sync(
     cache: ClusterCache | None = None,
     dry_runs: DryRunCache | None = None,
     claims: Claims | None = None,
+    version: str | None = None,
 ) -> SyncResult:
     """Sync ``desired`` (prepared manifests of ``revision``) into the cluster.
+
+    Each object written records ``revision`` and ``version`` (the tag, when the
+    target was a tag or a semver range) in its annotations.
 
     With the controller's watch ``cache`` the live state is read from memory
     (the health waits too, updated by the watch within a second). With
@@ -510,7 +775,9 @@ async def run_sync(
     is not dry-run again, and each object applied is remembered as unchanged at
     the resourceVersion its apply returned."""
     options = options or SyncOptions()
-    runner = _Runner(app, kube, options, progress, cache, dry_runs, claims)
+    runner = _Runner(
+        app, kube, options, progress, cache, dry_runs, claims, revision=revision, version=version
+    )
     inventory = list(inventory)
     if not any(not is_hook(m) for m in desired) and not options.allow_empty:
         return SyncResult(
@@ -526,6 +793,11 @@ async def run_sync(
         plan = build_plan(selected, {ref: live[ref] for ref in prune})
     except GitmoorError as e:
         return SyncResult(revision, Phase.FAILED, str(e))
+    for warning in plan.warnings:
+        runner.emit("warning", warning)
+    for m in plan.skipped:
+        # Argo CD's Skip, Helm test hooks and the like: in Git, never applied.
+        runner.emit("skip", f"{m.ref} skipped (its hook annotation names no phase that runs)")
     try:
         if options.create_namespace:
             await _ensure_namespace(kube, app.spec.destination.namespace, options.dry_run, runner)
@@ -535,7 +807,12 @@ async def run_sync(
             applied: dict[ObjectRef, JSONDict | None] = {}
             for step in wave.steps:
                 objs = await asyncio.gather(
-                    *(runner.apply_one(m, _live_of(live, m.ref), wave.number) for m in step)
+                    *(
+                        (runner.replace_one if _replaces(m) else runner.apply_one)(
+                            m, _live_of(live, m.ref), wave.number
+                        )
+                        for m in step
+                    )
                 )
                 applied.update({m.ref: o for m, o in zip(step, objs, strict=True)})
                 await runner.after_crds({m.ref: applied[m.ref] for m in step})
@@ -588,6 +865,11 @@ class _suppress_gitmoor:
             log.warning("event=syncfail_hook_failed error=%s", e)
             return True
         return False
+
+
+def _replaces(m: Manifest) -> bool:
+    """``Replace=true`` in the manifest's sync options (gitmoor's or Argo CD's)."""
+    return directives(m.obj).options.replace
 
 
 def _live_of(live: dict[ObjectRef, JSONDict], ref: ObjectRef) -> JSONDict | None:

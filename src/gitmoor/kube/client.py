@@ -20,11 +20,12 @@ the next bookmark, so a self-heal took half a minute or more and Events timed ou
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
@@ -34,7 +35,7 @@ from gitmoor.kube.errors import ApiUnavailableError, NotFoundError, UnknownKindE
 from gitmoor.model import JSONDict, ObjectRef
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from gitmoor.kube.config import ClusterConfig
 
@@ -72,6 +73,15 @@ class APIResource:
         if subresource:
             base += f"/{subresource}"
         return base
+
+
+@dataclass(slots=True)
+class _Discovery:
+    """What discovery learnt, shared by a client and its impersonating views."""
+
+    resources: dict[tuple[str, str, str], APIResource] | None = None
+    preferred: dict[tuple[str, str], str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +156,42 @@ class KubeClient:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=16),
         )
         self._sem = asyncio.Semaphore(max_in_flight)
-        self._resources: dict[tuple[str, str, str], APIResource] | None = None
-        self._preferred: dict[tuple[str, str], str] = {}
-        self._discovery_lock = asyncio.Lock()
+        self._discovery = _Discovery()
+        #: Impersonate-User / Impersonate-Group headers of every request (see impersonating)
+        self._impersonation: tuple[tuple[str, str], ...] = ()
+        #: False for an impersonating view: the connections belong to the client it came from
+        self._owns_connections = True
         #: requests made, by (verb, HTTP status code); read by metrics and benchmarks
         self.requests: Counter[tuple[str, int]] = Counter()
+
+    def impersonating(self, user: str, groups: Sequence[str] = ()) -> KubeClient:
+        """A view of this client whose every request acts as ``user`` (and ``groups``).
+
+        It shares this client's HTTP/2 connection, watch connections, request
+        limit, discovery and request counters: impersonation is per request
+        (``Impersonate-User``/``Impersonate-Group`` headers), so it needs no
+        connection of its own. Closing the view closes nothing.
+
+        For a ServiceAccount, give the user ``system:serviceaccount:NS:NAME`` and
+        no groups: the API server then adds the account's fixed groups itself
+        (``system:serviceaccounts``, ``system:serviceaccounts:NS``,
+        ``system:authenticated``; k8s.io/apiserver's impersonation filter), and
+        the caller needs ``impersonate`` on ``serviceaccounts`` only. Naming
+        groups would also need ``impersonate`` on ``groups``, a right that could
+        claim any group, ``system:masters`` included.
+        """
+        view = copy.copy(self)
+        view._impersonation = (
+            ("Impersonate-User", user),
+            *(("Impersonate-Group", g) for g in groups),
+        )
+        view._owns_connections = False
+        return view
+
+    @property
+    def impersonated_user(self) -> str:
+        """The user this client acts as, or "" for its own identity."""
+        return next((v for k, v in self._impersonation if k == "Impersonate-User"), "")
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -159,6 +200,8 @@ class KubeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if not self._owns_connections:
+            return
         await self._http.aclose()
         await self._watch_http.aclose()
 
@@ -185,10 +228,12 @@ class KubeClient:
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode()
             headers.setdefault("Content-Type", "application/json")
+        # A list: Impersonate-Group repeats, one header per group.
+        sent = [*headers.items(), *self._impersonation]
         async with self._sem:
             try:
                 r = await self._http.request(
-                    method, path, params=params, content=content, headers=headers
+                    method, path, params=params, content=content, headers=sent
                 )
             except httpx.TransportError as e:
                 self.requests[(method, 0)] += 1
@@ -265,17 +310,18 @@ class KubeClient:
                         # The server lists versions in preference order.
                         if i == 0 or (group, kind) not in preferred:
                             preferred.setdefault((group, kind), version)
-        self._resources, self._preferred = resources, preferred
+        self._discovery.resources, self._discovery.preferred = resources, preferred
 
     async def resource(self, group: str, version: str, kind: str) -> APIResource:
         """The resource for a group/version/kind; rediscovers once on a miss,
         because a CRD applied a moment ago is not in the first discovery."""
         key = (group, version, kind)
-        if self._resources is None or key not in self._resources:
-            async with self._discovery_lock:
+        disc = self._discovery
+        if disc.resources is None or key not in disc.resources:
+            async with disc.lock:
                 await self._discover()
-        assert self._resources is not None
-        ar = self._resources.get(key)
+        assert disc.resources is not None
+        ar = disc.resources.get(key)
         if ar is None:
             api = f"{group}/{version}" if group else version
             raise UnknownKindError(
@@ -287,16 +333,17 @@ class KubeClient:
         return await self.resource(ref.group, ref.version, ref.kind)
 
     async def preferred_resource(self, group: str, kind: str) -> APIResource:
-        if self._resources is None or (group, kind) not in self._preferred:
-            async with self._discovery_lock:
+        disc = self._discovery
+        if disc.resources is None or (group, kind) not in disc.preferred:
+            async with disc.lock:
                 await self._discover()
-        version = self._preferred.get((group, kind))
+        version = disc.preferred.get((group, kind))
         if version is None:
             raise UnknownKindError(f"the cluster has no resource kind {kind} in group {group!r}")
         return await self.resource(group, version, kind)
 
     def invalidate_discovery(self) -> None:
-        self._resources = None
+        self._discovery.resources = None
 
     # ------------------------------------------------------------------ reads
 
@@ -359,7 +406,11 @@ class KubeClient:
         timeout = httpx.Timeout(10.0, read=timeout_seconds + 30)
         try:
             async with self._watch_http.stream(
-                "GET", ar.path(namespace), params=params, timeout=timeout
+                "GET",
+                ar.path(namespace),
+                params=params,
+                timeout=timeout,
+                headers=list(self._impersonation),
             ) as r:
                 self.requests[("WATCH", r.status_code)] += 1
                 if r.status_code >= 300:
@@ -406,11 +457,23 @@ class KubeClient:
         assert result is not None
         return result
 
-    async def create(self, obj: JSONDict) -> JSONDict:
+    async def create(
+        self,
+        obj: JSONDict,
+        *,
+        field_manager: str | None = None,
+        field_validation: str | None = None,
+    ) -> JSONDict:
+        """POST. ``field_manager`` None leaves the server's default (from the user agent);
+        ``field_validation`` (``Ignore``, ``Warn``, ``Strict``) is the server's
+        ``fieldValidation`` for fields the schema does not declare."""
         ref = ObjectRef.of(obj)
         ar = await self.resource_for(ref)
+        params = {"fieldManager": field_manager} if field_manager else {}
+        if field_validation:
+            params["fieldValidation"] = field_validation
         result = await self._request(
-            "POST", ar.path(ref.namespace), json_body=obj, concerns=str(ref)
+            "POST", ar.path(ref.namespace), params=params, json_body=obj, concerns=str(ref)
         )
         assert result is not None
         return result
@@ -429,11 +492,26 @@ class KubeClient:
         assert result is not None
         return result
 
-    async def replace(self, ref: ObjectRef, obj: JSONDict, *, subresource: str = "") -> JSONDict:
+    async def replace(
+        self,
+        ref: ObjectRef,
+        obj: JSONDict,
+        *,
+        subresource: str = "",
+        field_manager: str | None = None,
+        field_validation: str | None = None,
+    ) -> JSONDict:
         """PUT: optimistic concurrency on metadata.resourceVersion (409 on a stale one)."""
         ar = await self.resource_for(ref)
+        params = {"fieldManager": field_manager} if field_manager else {}
+        if field_validation:
+            params["fieldValidation"] = field_validation
         result = await self._request(
-            "PUT", ar.path(ref.namespace, ref.name, subresource), json_body=obj, concerns=str(ref)
+            "PUT",
+            ar.path(ref.namespace, ref.name, subresource),
+            params=params,
+            json_body=obj,
+            concerns=str(ref),
         )
         assert result is not None
         return result

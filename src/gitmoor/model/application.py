@@ -8,6 +8,8 @@ CRD schema cannot say and raises UserInputError naming the field.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,10 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "Application"
 DEFAULT_NAMESPACE = "gitmoor"
 TRACKING_ANNOTATION = "gitmoor.io/tracking-id"
+#: the commit whose sync last wrote the object, and the tag when the target was a
+#: tag or a semver range (the seed's app.version / gitops.revision)
+REVISION_ANNOTATION = "gitmoor.io/revision"
+VERSION_ANNOTATION = "gitmoor.io/version"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 SYNC_WAVE_ANNOTATION = "gitmoor.io/sync-wave"
 SYNC_OPTIONS_ANNOTATION = "gitmoor.io/sync-options"
@@ -77,6 +83,57 @@ class Automated:
     allow_empty: bool = False
 
 
+#: the smallest ``spec.syncPolicy.refreshInterval``: below it one app's refreshes
+#: (an ``ls-remote`` and a comparison each) crowd out every other app's
+MIN_REFRESH_INTERVAL = 1.0
+#: the smallest retry backoff ``duration``/``maxDuration``: below it a failing
+#: sync is retried in a hot loop against the API server
+MIN_RETRY_BACKOFF = 0.1
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any, where: str) -> float:
+    """Seconds of a duration as Argo CD's and Flux's specs write them: Go-style
+    (``"90s"``, ``"3m"``, ``"1h30m"``, ``"500ms"``) or a bare number of seconds
+    (Argo CD's retry backoff: "default unit is seconds"). UserInputError naming
+    ``where`` otherwise."""
+    if isinstance(value, bool):
+        raise UserInputError(f"{where} must be a duration such as 30s or 5m", concerns=where)
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise UserInputError(
+                    f"{where} {value!r} is not a duration: write it as 30s, 5m, 1h30m or 500ms",
+                    concerns=where,
+                ) from None
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UserInputError(f"{where} {value!r} must be a positive duration", concerns=where)
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``spec.syncPolicy.retry``, Argo CD's shape: a failed automated sync is retried
+    ``limit`` times, after ``duration × factor^n`` seconds, at most ``max_duration``."""
+
+    limit: int = 0
+    duration: float = 5.0
+    factor: float = 2.0
+    max_duration: float = 180.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.duration * self.factor**attempt, self.max_duration))
+
+
 @dataclass(frozen=True, slots=True)
 class SyncPolicy:
     automated: Automated | None = None
@@ -84,6 +141,9 @@ class SyncPolicy:
     #: automation paused (``gitmoor app suspend``), as Flux's ``spec.suspend``;
     #: status is still refreshed
     suspended: bool = False
+    #: seconds between refreshes; None: the controller's ``--interval``
+    refresh_interval: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def option(self, name: str) -> bool:
         """True when ``Name=true`` is among the sync options (Argo CD's syntax)."""
@@ -155,6 +215,64 @@ def _strs(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _refresh_interval(value: Any) -> float | None:
+    where = "spec.syncPolicy.refreshInterval"
+    if value in (None, ""):
+        return None
+    seconds = parse_duration(value, where)
+    if seconds < MIN_REFRESH_INTERVAL:
+        raise UserInputError(
+            f"{where} {value!r} is below the floor of {MIN_REFRESH_INTERVAL:g}s: refreshing "
+            "more often would crowd out every other app; use 1s or more",
+            concerns=where,
+        )
+    return seconds
+
+
+def _retry_policy(value: Any) -> RetryPolicy:
+    where = "spec.syncPolicy.retry"
+    if value in (None, ""):
+        return RetryPolicy()
+    if not isinstance(value, dict):
+        raise UserInputError(f"{where} must be an object (limit, backoff)", concerns=where)
+    backoff = value.get("backoff") or {}
+    if not isinstance(backoff, dict):
+        raise UserInputError(
+            f"{where}.backoff must be an object (duration, factor, maxDuration)", concerns=where
+        )
+    default = RetryPolicy()
+    durations: dict[str, float] = {}
+    for key, fallback in (("duration", default.duration), ("maxDuration", default.max_duration)):
+        raw = backoff.get(key)
+        field_where = f"{where}.backoff.{key}"
+        seconds = fallback if raw in (None, "") else parse_duration(raw, field_where)
+        if seconds < MIN_RETRY_BACKOFF:
+            raise UserInputError(
+                f"{field_where} {raw!r} is below the floor of {MIN_RETRY_BACKOFF * 1000:g}ms: "
+                "a failing sync would be retried in a hot loop; use 100ms or more",
+                concerns=field_where,
+            )
+        durations[key] = seconds
+    try:
+        limit = int(value.get("limit") or 0)
+        factor = float(backoff.get("factor") or default.factor)
+    except (TypeError, ValueError) as err:
+        raise UserInputError(
+            f"{where}.limit and {where}.backoff.factor must be numbers", concerns=where
+        ) from err
+    if factor < 1 or not math.isfinite(factor):
+        raise UserInputError(
+            f"{where}.backoff.factor {factor:g} must be 1 or more (the delay never shrinks)",
+            concerns=f"{where}.backoff.factor",
+        )
+    return RetryPolicy(
+        limit=limit,
+        duration=durations["duration"],
+        factor=factor,
+        max_duration=durations["maxDuration"],
+    )
+
+
 def parse_application(obj: dict[str, Any]) -> Application:
     meta = obj.get("metadata") or {}
     name, namespace = meta.get("name", ""), meta.get("namespace", "")
@@ -190,6 +308,8 @@ def parse_application(obj: dict[str, Any]) -> Application:
         ),
         sync_options=_strs(sp.get("syncOptions"), "spec.syncPolicy.syncOptions"),
         suspended=bool(sp.get("suspended", False)),
+        refresh_interval=_refresh_interval(sp.get("refreshInterval")),
+        retry=_retry_policy(sp.get("retry")),
     )
     ignores = tuple(
         IgnoreDifference(

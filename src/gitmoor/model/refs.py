@@ -27,6 +27,11 @@ class ObjectRef:
         kind = obj.get("kind")
         meta = obj.get("metadata") or {}
         name = meta.get("name") if isinstance(meta, dict) else None
+        if not name and isinstance(meta, dict):
+            # A hook may have only generateName (Argo CD names it at the sync:
+            # engine/plan.py "Hook names"); the prefix stands in for its identity
+            # in the render, and the plan refuses it on anything but a hook.
+            name = meta.get("generateName")
         if not isinstance(api_version, str) or not api_version:
             raise UserInputError("object has no apiVersion", concerns=where)
         if not isinstance(kind, str) or not kind:

@@ -3,6 +3,9 @@
 The only package that runs ``kubectl kustomize`` and ``helm``. Everything it
 reads stays inside the checked-out repository (see ``paths``); errors the
 repository's author must fix are ``UserInputError`` naming the file and line.
+Every render runs under the limits of ``limits`` (file and output sizes, YAML
+depth and alias expansion, enforced in ``paths``, ``yamlload`` and ``proc``),
+and kustomize and helm run with no way out to the network (``proc``).
 
     render_app(root, path, revision, options) -> RenderResult
     RenderCache(maxsize).get_or_render(root, path, revision, options) -> RenderResult

@@ -7,17 +7,18 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from gitmoor.model import GitmoorError, PermanentError, UserInputError
 from gitmoor.render.base import RenderOptions
 from gitmoor.render.directory import DirectoryRenderer
 from gitmoor.render.helm import CHART_FILE, HelmRenderer
 from gitmoor.render.kustomize import KustomizeRenderer, kustomization_file
-from gitmoor.render.paths import open_app, refuse_outbound_symlinks
+from gitmoor.render.paths import open_app, path_error, refuse_outbound_symlinks
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from gitmoor.model import RenderResult
-    from gitmoor.render.base import Renderer
+    from gitmoor.render.base import AppSource, Renderer
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,31 @@ def select_renderer(app_dir: Path) -> Renderer:
     return DirectoryRenderer()
 
 
+def _escaped(err: Exception, app: AppSource) -> GitmoorError:
+    """An error that got past the renderers' own handling, as a sentence for the app.
+
+    Callers (the engine's refresh, the controller) report ``GitmoorError``s as
+    the app's condition; anything else would leave the app in silent backoff.
+    What a repository can cause (deep nesting, a symlink loop, an unreadable or
+    undecodable file) is the author's to fix; anything else is a bug of ours,
+    logged with its traceback and still shown on the app.
+    """
+    if isinstance(err, RecursionError):
+        return UserInputError("nesting too deep to render", concerns=app.path)
+    if isinstance(err, RuntimeError) and "symlink loop" in str(err).lower():
+        return UserInputError("symlink loop: a path never resolves", concerns=app.path)
+    if isinstance(err, OSError):
+        return path_error(err, app.path)
+    if isinstance(err, UnicodeError):
+        return UserInputError("a file is not UTF-8 text", concerns=app.path)
+    if isinstance(err, MemoryError):
+        return UserInputError("the render needs more memory than there is", concerns=app.path)
+    log.exception("event=render_bug path=%s revision=%s", app.path, app.revision)
+    return PermanentError(
+        f"internal error while rendering: {type(err).__name__}: {err}", concerns=app.path
+    )
+
+
 def render_app(
     root: Path, path: str, revision: str, options: RenderOptions | None = None
 ) -> RenderResult:
@@ -50,9 +76,17 @@ def render_app(
     options = options or RenderOptions()
     started = time.monotonic()
     app = open_app(root, path, revision)
-    refuse_outbound_symlinks(app, app.app_dir)
-    renderer = select_renderer(app.app_dir)
-    result = renderer.render(app, options)
+    try:
+        renderer = select_renderer(app.app_dir)
+        # A directory app reads only its manifests (each size-checked as it is
+        # read); the tools read whatever lies below the path.
+        tool = not isinstance(renderer, DirectoryRenderer)
+        refuse_outbound_symlinks(app, app.app_dir, check_sizes=tool)
+        result = renderer.render(app, options)
+    except GitmoorError:
+        raise
+    except Exception as err:  # the last wall, see _escaped
+        raise _escaped(err, app) from err
     if not result.manifests:
         result = replace(
             result, warnings=(*result.warnings, f"no manifests found under path {app.path!r}")

@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol
 
+from gitmoor.model import UserInputError
 from gitmoor.render.app import render_app
 from gitmoor.render.base import RenderOptions
 from gitmoor.render.paths import normalise_relative
@@ -35,11 +36,15 @@ _Key = tuple[str, str, str]
 
 
 class RenderCache:
-    """LRU of successful renders; safe to share between threads.
+    """LRU of renders; safe to share between threads.
 
     Concurrent requests for one key wait for the first render instead of running
-    kustomize or helm again. Failures are not cached: the next call renders
-    again (the error may have been a timeout, or the binary was missing).
+    kustomize or helm again. A ``UserInputError`` is cached like a result: the
+    same files give the same refusal, and a hostile commit (an alias bomb, a
+    kustomization that names a URL) should cost one render, not one per
+    reconcile; each call raises a fresh error with the same sentence. Other
+    failures are not cached: the next call renders again (the error may have
+    been a timeout, or the binary was missing).
     Each call returns its own copy of the manifests, because later steps
     (adding tracking ids, defaulting namespaces) change objects in place and
     must not change what the next reconcile gets from here.
@@ -50,7 +55,7 @@ class RenderCache:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
         self._render = render
-        self._entries: OrderedDict[_Key, RenderResult] = OrderedDict()
+        self._entries: OrderedDict[_Key, RenderResult | UserInputError] = OrderedDict()
         self._inflight: dict[_Key, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -68,6 +73,8 @@ class RenderCache:
                 hit = self._entries.get(key)
                 if hit is not None:
                     self._entries.move_to_end(key)
+                    if isinstance(hit, UserInputError):
+                        raise UserInputError(hit.message, concerns=hit.concerns) from hit
                     return copy.deepcopy(hit)
                 waiting = self._inflight.get(key)
                 if waiting is None:
@@ -77,17 +84,24 @@ class RenderCache:
             # failed, this thread becomes the one that renders).
             waiting.wait()
         try:
-            result = self._render(root, path, revision, options)
-            with self._lock:
-                self._entries[key] = result
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.maxsize:
-                    self._entries.popitem(last=False)
+            try:
+                result = self._render(root, path, revision, options)
+            except UserInputError as err:
+                self._store(key, err)
+                raise
+            self._store(key, result)
             return copy.deepcopy(result)
         finally:
             with self._lock:
                 del self._inflight[key]
             done.set()
+
+    def _store(self, key: _Key, entry: RenderResult | UserInputError) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

@@ -1,4 +1,9 @@
-"""Plain directories of manifests, like Argo CD's "directory" source type."""
+"""Plain directories of manifests, like Argo CD's "directory" source type.
+
+Limits (``limits``): each file at most ``MAX_FILE_BYTES``, all of them together
+at most ``MAX_RENDER_BYTES``, both checked with ``stat`` before anything is
+read, as Argo CD's repo-server caps a directory app's combined manifest size.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmoor.model import Manifest, RenderResult
+from gitmoor.model import Manifest, RenderResult, UserInputError
+from gitmoor.render.limits import MAX_RENDER_BYTES, mib
 from gitmoor.render.objects import manifests_of
-from gitmoor.render.paths import read_text
+from gitmoor.render.paths import file_size, read_text
 from gitmoor.render.yamlload import load_documents
 
 if TYPE_CHECKING:
@@ -45,8 +51,16 @@ class DirectoryRenderer:
     name = "directory"
 
     def render(self, app: AppSource, options: RenderOptions) -> RenderResult:
+        files = manifest_files(app)
+        total = sum(file_size(app, path) for path in files)
+        if total > MAX_RENDER_BYTES:
+            raise UserInputError(
+                f"the manifests under the app path add up to {mib(total)}, more than the "
+                f"{mib(MAX_RENDER_BYTES)} an app may render",
+                concerns=app.path,
+            )
         manifests: list[Manifest] = []
-        for path in manifest_files(app):
+        for path in files:
             where = app.repo_relative(path)
             source_file = app.app_relative(path)
             for doc in load_documents(read_text(app, path), where=where):

@@ -5,14 +5,14 @@ and data homes; pointing all three at a fresh temporary directory means a
 render never reads the controller user's helm setup (or a stale repository
 index), never writes to it, and cannot reach the network through
 ``helm dependency`` machinery: subcharts come only from the chart's own
-``charts/`` directory, as committed.
+``charts/`` directory, as committed. ``run_tool`` adds the rest: no network,
+no inherited environment, bounded output (see ``proc``).
 """
 
 from __future__ import annotations
 
 import bisect
 import json
-import os
 import re
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from gitmoor.model import Manifest, RenderResult, UserInputError
 from gitmoor.render.objects import manifests_of
-from gitmoor.render.paths import inside_root
+from gitmoor.render.paths import file_size, inside_root
 from gitmoor.render.proc import command_from_env, run_tool
 from gitmoor.render.yamlload import InvalidYAML, load_documents
 
@@ -73,6 +73,7 @@ def value_file(app: AppSource, entry: str) -> Path:
     real = inside_root(app.root, base / entry.lstrip("/"), concerns=entry)
     if not real.is_file():
         raise UserInputError("value file is not a file", concerns=entry)
+    file_size(app, real)  # helm reads it whole: the per-file limit applies
     if "," in str(real) or '"' in str(real):
         # helm reads ``--values`` as a CSV list: ``x,/etc/passwd`` (a directory
         # ``x,`` in the repository) would become a second file outside it.
@@ -130,9 +131,12 @@ class HelmRenderer:
                         f"inline helm values are not plain data: {err}", concerns=app.path
                     ) from err
                 args.append(f"--values={inline}")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_")}
-            for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
-                env[var] = str(home / var.removeprefix("HELM_").removesuffix("_HOME").lower())
+            # Only these on top of run_tool's isolated environment: no HELM_*
+            # of the controller's (registry configs, plugins), no network.
+            env = {
+                var: str(home / var.removeprefix("HELM_").removesuffix("_HOME").lower())
+                for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME")
+            }
             cmd = [
                 *command_from_env("GITMOOR_HELM", "helm"),
                 "template",

@@ -8,6 +8,25 @@ deploy half of what the author wrote.
 Timestamps stay strings: Kubernetes decodes YAML into JSON, where a date is a
 string, and a ``datetime`` would not survive the trip to the API server. Non-string
 keys become strings for the same reason (``1: a`` is ``"1": a`` in JSON).
+
+The limits live here, in the loader, so that no caller can ever be handed an
+expansion to do (``limits`` holds the figures):
+
+- a text longer than ``MAX_RENDER_BYTES`` characters is refused unread;
+- each document's node graph is measured after composing and before any
+  Python object is built: nested more than ``MAX_YAML_DEPTH`` levels (aliases
+  followed), an alias that refers to its own anchor (a cycle, which no JSON can
+  hold), or more nodes once aliases are expanded than
+  ``max(MIN_YAML_NODES, YAML_NODES_PER_CHAR × len(text))`` is refused, naming
+  the file and line. PyYAML shares an aliased node instead of copying it, so a
+  1 KB "billion laughs" document loads cheaply and explodes only later, when
+  the objects are copied or serialised: on the controller's event loop, for
+  every app at once. Measured on the graph with memoised subtree sizes, the
+  check costs one visit per distinct node, so a bomb is refused in
+  milliseconds;
+- libyaml's own limit (1000 levels) keeps its recursive composer off the end
+  of the C stack; a ``RecursionError`` of the pure-Python loader (PyYAML built
+  without libyaml) becomes the same sentence.
 """
 
 from __future__ import annotations
@@ -17,12 +36,20 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, ScalarNode
 from yaml.reader import ReaderError
 
 from gitmoor.model import UserInputError
+from gitmoor.render.limits import (
+    MAX_RENDER_BYTES,
+    MAX_YAML_DEPTH,
+    MIN_YAML_NODES,
+    YAML_NODES_PER_CHAR,
+    mib,
+)
 
 if TYPE_CHECKING:
-    from yaml.nodes import MappingNode, Node, ScalarNode
+    from yaml.nodes import Node
 
 try:
     from yaml import CSafeLoader as _BaseLoader
@@ -125,12 +152,88 @@ _StrictLoader.add_constructor(
 )
 
 
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value)
+
+
+def _measure(root: Node, *, allowance: int, where: str) -> int:
+    """The nodes of ``root`` with every alias expanded; refuses what breaks a limit.
+
+    Iterative (a deep document must not exhaust Python's stack here either) and
+    memoised per distinct collection, so a shared subtree is measured once however
+    many aliases point at it. ``allowance`` is what is left of the text's budget.
+    """
+    if isinstance(root, ScalarNode):
+        return 1
+    size: dict[int, int] = {}  # id(collection) -> expanded nodes, capped at allowance + 1
+    height: dict[int, int] = {}  # id(collection) -> levels of collections from it down
+    open_ids: set[int] = set()  # the collections on the current path (to find cycles)
+    # (node, its level, its children once entered); scalars are counted in place.
+    stack: list[tuple[Node, int, list[Node] | None]] = [(root, 1, None)]
+    while stack:
+        node, level, kids = stack.pop()
+        key = id(node)
+        if kids is not None:  # every child measured: leave the node
+            open_ids.discard(key)
+            total = 1
+            deepest = 0
+            for kid in kids:
+                if kid.__class__ is ScalarNode:
+                    total += 1
+                else:
+                    total += size[id(kid)]
+                    deepest = max(deepest, height[id(kid)])
+            size[key] = min(total, allowance + 1)
+            height[key] = deepest + 1
+            if total > allowance:
+                raise _refused(
+                    f"too many aliases/nodes (alias bomb?): more than {allowance:,} nodes "
+                    "once aliases are expanded",
+                    node,
+                    where,
+                )
+            continue
+        if key in size:  # reached again through an alias: measured already
+            if level - 1 + height[key] > MAX_YAML_DEPTH:
+                raise _too_deep(node, where)
+            continue
+        if key in open_ids:
+            raise _refused("an alias refers to an anchor that contains it", node, where)
+        if level > MAX_YAML_DEPTH:
+            raise _too_deep(node, where)
+        open_ids.add(key)
+        kids = _children(node)
+        stack.append((node, level, kids))
+        stack.extend(
+            (kid, level + 1, None) for kid in reversed(kids) if kid.__class__ is not ScalarNode
+        )
+    return size[id(root)]
+
+
+def _refused(problem: str, node: Node, where: str) -> InvalidYAML:
+    return InvalidYAML(problem, where=where, line=node.start_mark.line + 1)
+
+
+def _too_deep(node: Node, where: str) -> InvalidYAML:
+    return _refused(f"nested more than {MAX_YAML_DEPTH} levels deep", node, where)
+
+
 def load_documents(text: str, *, where: str) -> list[Document]:
     """The non-empty documents of a multi-document YAML (or JSON) text.
 
     ``where`` names the text in errors (the file relative to the repository root,
-    or the tool whose output this is); errors read ``where:line: ...``.
+    or the tool whose output this is); errors read ``where:line: ...``. The
+    limits of the module docstring apply to every call.
     """
+    if len(text) > MAX_RENDER_BYTES:
+        raise InvalidYAML(
+            f"text of {len(text):,} characters is larger than the {mib(MAX_RENDER_BYTES)} limit",
+            where=where,
+            line=0,
+        )
+    budget = max(MIN_YAML_NODES, YAML_NODES_PER_CHAR * len(text))
     loader = _StrictLoader(text)
     docs: list[Document] = []
     try:
@@ -138,6 +241,7 @@ def load_documents(text: str, *, where: str) -> list[Document]:
             node = loader.get_node()
             if node is None:
                 break
+            budget -= _measure(node, allowance=budget, where=where)
             data = loader.construct_document(node)
             if data is None:
                 continue  # ``---`` separators, comment-only documents: nothing to apply
@@ -147,7 +251,9 @@ def load_documents(text: str, *, where: str) -> list[Document]:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 0
         problem = err.problem or "syntax error"
-        if err.context:
+        if "maximum nesting depth" in problem:  # libyaml's own limit, in our words
+            problem = f"nested more than {MAX_YAML_DEPTH} levels deep"
+        elif err.context:
             problem = f"{problem} ({err.context})"
         raise InvalidYAML(problem, where=where, line=line) from err
     except ReaderError as err:
@@ -155,6 +261,10 @@ def load_documents(text: str, *, where: str) -> list[Document]:
         raise InvalidYAML(err.reason, where=where, line=line) from err
     except yaml.YAMLError as err:
         raise InvalidYAML(str(err), where=where, line=0) from err
+    except RecursionError as err:  # the pure-Python composer, without libyaml
+        raise InvalidYAML(
+            f"nested more than {MAX_YAML_DEPTH} levels deep", where=where, line=0
+        ) from err
     finally:
         loader.dispose()
     return docs

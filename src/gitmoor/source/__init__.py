@@ -11,14 +11,16 @@ that commit from a cache that fetches each repository and commit once::
 
 Errors (from :mod:`gitmoor.model`), each naming the URL without credentials:
 
-    UserInputError   a refused URL or revision; a revision, tag or commit not found;
-                     a tree with a symlink out of the repository
+    UserInputError   a refused URL or revision (userinfo in the URL, file:// outside
+                     the allowed roots); a revision, tag or commit not found; a tree
+                     with a symlink out of the repository, or larger than the cache
     PermanentError   credentials or host key refused, TLS verification failed
     RetryableError   server unreachable, repository missing, timeout
 """
 
 from gitmoor.source.cache import (
     ENV_CACHE_DIR,
+    ENV_CACHE_MAX_BYTES,
     CacheStats,
     GitCache,
     checkout,
@@ -27,8 +29,16 @@ from gitmoor.source.cache import (
     get_cache,
     resolve,
     resolve_async,
+    resolve_tagged_async,
 )
 from gitmoor.source.creds import RepoCredentials, match_credentials
+from gitmoor.source.policy import (
+    ENV_ALLOW_FILE_REPOS,
+    allow_file_repos,
+    allowed_file_roots,
+    check_fetchable,
+    check_repo_url,
+)
 from gitmoor.source.revisions import SemverConstraint, parse_ls_remote, select_commit
 from gitmoor.source.urls import (
     RepoURL,
@@ -39,12 +49,18 @@ from gitmoor.source.urls import (
 )
 
 __all__ = [
+    "ENV_ALLOW_FILE_REPOS",
     "ENV_CACHE_DIR",
+    "ENV_CACHE_MAX_BYTES",
     "CacheStats",
     "GitCache",
     "RepoCredentials",
     "RepoURL",
     "SemverConstraint",
+    "allow_file_repos",
+    "allowed_file_roots",
+    "check_fetchable",
+    "check_repo_url",
     "checkout",
     "checkout_async",
     "default_cache_dir",
@@ -56,6 +72,7 @@ __all__ = [
     "redact_url",
     "resolve",
     "resolve_async",
+    "resolve_tagged_async",
     "select_commit",
     "validate_revision",
 ]

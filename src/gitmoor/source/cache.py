@@ -8,7 +8,9 @@ Layout under the root (``$GITMOOR_CACHE_DIR/git``, default
     <key>/url               that URL, for people looking at the cache
     <key>/.lock             flock(2) taken while fetching or exporting
     <key>/mirror.git/       bare, shallow: only the commits asked for
-    <key>/<commit>/         the tree of that commit: no .git, read-only
+    <key>/<commit>/         the tree of that commit: no .git, read-only; its
+                            mtime is the time it was last handed out
+    <key>/<commit>.size     its size in bytes, written when it was exported
 
 A checkout is fetched with ``git fetch --depth=1 <url> <sha>``, which git
 servers answer over protocol v2 (and GitHub, GitLab and Gitea over v0 too); a
@@ -20,6 +22,24 @@ the fast path needs no lock. Ten applications on one repository at one
 commit fetch once: a per-repository lock (a thread lock inside the process,
 ``flock`` across processes sharing the cache) lets the first fetch and the
 others find the directory.
+
+Disk budget (``GITMOOR_CACHE_MAX_BYTES``, default 2 GiB): after each new
+checkout, when checkouts and mirrors together pass the budget, the checkouts
+handed out least recently are deleted first, then the mirrors of repositories
+with no checkout left, until the cache fits. Nothing handed out within the
+last ``min_age`` seconds (10 minutes) is deleted: every refresh of an app asks
+for its checkout again, so a checkout untouched that long is one no app uses
+any more, and a render reading a tree is never pulled from under it. When
+everything is that recent the cache stays over budget and says so in the
+log. Flux's source-controller garbage-collects artifacts the same way (by
+age and count); Argo CD's repo-server keeps one working copy per repository
+and never deletes. A single commit whose tree, or a mirror whose fetched
+objects, exceed the whole budget is refused with a sentence instead of
+filling the disk.
+
+Every URL passes :func:`~gitmoor.source.policy.check_fetchable` before any git
+process starts: no userinfo but ``git@``, ``file://`` only under the allowed
+roots and never into this cache.
 
 The controller is asyncio: the ``*_async`` methods run the blocking ones in a
 thread (``asyncio.to_thread``).
@@ -37,6 +57,7 @@ import re
 import shutil
 import stat
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +66,7 @@ from typing import TYPE_CHECKING
 from gitmoor.model import UserInputError
 from gitmoor.source.creds import git_auth
 from gitmoor.source.git import DEFAULT_TIMEOUT, Git, classify
+from gitmoor.source.policy import check_fetchable
 from gitmoor.source.revisions import is_full_sha, resolve_revision
 from gitmoor.source.urls import RepoURL, parse_repo_url, validate_revision
 
@@ -56,7 +78,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENV_CACHE_DIR = "GITMOOR_CACHE_DIR"
+ENV_CACHE_MAX_BYTES = "GITMOOR_CACHE_MAX_BYTES"
+DEFAULT_MAX_BYTES = 2 << 30
+#: seconds a checkout or mirror stays after it was last handed out, whatever the budget
+DEFAULT_MIN_AGE = 600.0
 MIRROR = "mirror.git"
+_SIZE_SUFFIX = ".size"
 
 # What a server says when it will not (or cannot) serve a commit by SHA.
 _SHA_REFUSED = re.compile(
@@ -80,6 +107,29 @@ def default_cache_dir() -> Path:
     return root / "gitmoor" / "git"
 
 
+def default_max_bytes() -> int:
+    """``$GITMOOR_CACHE_MAX_BYTES`` (bytes; ``K``/``M``/``G`` suffixes of 1024 accepted), else 2 GiB."""
+    text = os.environ.get(ENV_CACHE_MAX_BYTES, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    scale = units.get(text[-1].upper(), 1)
+    digits = text[:-1] if text[-1].upper() in units else text
+    try:
+        value = int(digits) * scale
+    except ValueError:
+        value = 0
+    if value <= 0:
+        log.warning(
+            "cache budget ignored variable=%s value=%r default=%d",
+            ENV_CACHE_MAX_BYTES,
+            text,
+            DEFAULT_MAX_BYTES,
+        )
+        return DEFAULT_MAX_BYTES
+    return value
+
+
 @dataclass
 class CacheStats:
     """Counters of the work a cache did, for metrics and tests."""
@@ -88,6 +138,7 @@ class CacheStats:
     fetches: int = 0
     exports: int = 0
     hits: int = 0
+    evicted: int = 0
 
 
 class GitCache:
@@ -97,17 +148,27 @@ class GitCache:
     every method is safe to call from many threads at once.
     """
 
-    def __init__(self, root: Path | str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int | None = None,
+        min_age: float = DEFAULT_MIN_AGE,
+    ) -> None:
         # Absolute: git runs with its working directory in .home, and ignores
         # relative GIT_CEILING_DIRECTORIES.
         base = Path(root).expanduser() if root is not None else default_cache_dir()
         self.root = base.absolute()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.git = Git(self.root / ".home", timeout=timeout)
+        self.max_bytes = default_max_bytes() if max_bytes is None else max_bytes
+        self.min_age = min_age
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
         self._locks: dict[Path, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._evict_lock = threading.Lock()
 
     # --- public API -------------------------------------------------------------
 
@@ -120,7 +181,14 @@ class GitCache:
         RetryableError when the server cannot be reached, PermanentError when
         it refuses the credentials.
         """
-        repo = parse_repo_url(repo_url)
+        return self.resolve_tagged(repo_url, target_revision, creds)[0]
+
+    def resolve_tagged(
+        self, repo_url: str, target_revision: str, creds: RepoCredentials | None = None
+    ) -> tuple[str, str | None]:
+        """:meth:`resolve`, and the tag's name when ``target_revision`` is a tag or a
+        semver constraint (the tag it chose), else None."""
+        repo = self._fetchable(repo_url)
         revision = validate_revision(target_revision, repo)
         if not is_full_sha(revision):
             self._count("ls_remotes")
@@ -132,7 +200,7 @@ class GitCache:
             found.commit,
             found.ref,
         )
-        return found.commit
+        return found.commit, found.tag
 
     def checkout(self, repo_url: str, commit: str, creds: RepoCredentials | None = None) -> Path:
         """A read-only directory holding exactly the tree of ``commit`` (no ``.git``).
@@ -141,21 +209,24 @@ class GitCache:
         shared by every caller asking for the same repository and commit and
         stays valid until the cache is cleaned; callers must not write into it.
         """
-        repo = parse_repo_url(repo_url)
+        repo = self._fetchable(repo_url)
         sha = self._valid_commit(commit, repo)
         repo_dir = self.repo_dir(repo)
         dest = repo_dir / sha
-        if dest.is_dir():
+        if _touch(dest):
             self._count("hits")
             return dest
         with self._repo_lock(repo_dir):
-            if dest.is_dir():
+            if _touch(dest):
                 self._count("hits")
                 return dest
             mirror = self._mirror(repo_dir, repo)
+            _touch(mirror)
             if not self._has_commit(mirror, repo, sha):
                 self._fetch(mirror, repo, sha, creds)
+                self._check_mirror_size(mirror, repo, sha)
             self._export(mirror, repo, sha, dest)
+        self.evict()
         return dest
 
     async def resolve_async(
@@ -164,11 +235,33 @@ class GitCache:
         """:meth:`resolve` in a worker thread."""
         return await asyncio.to_thread(self.resolve, repo_url, target_revision, creds)
 
+    async def resolve_tagged_async(
+        self, repo_url: str, target_revision: str, creds: RepoCredentials | None = None
+    ) -> tuple[str, str | None]:
+        """:meth:`resolve_tagged` in a worker thread."""
+        return await asyncio.to_thread(self.resolve_tagged, repo_url, target_revision, creds)
+
     async def checkout_async(
         self, repo_url: str, commit: str, creds: RepoCredentials | None = None
     ) -> Path:
         """:meth:`checkout` in a worker thread."""
         return await asyncio.to_thread(self.checkout, repo_url, commit, creds)
+
+    def evict(self, *, now: float | None = None) -> int:
+        """Delete least recently used checkouts, then unused mirrors, until the
+        cache fits ``max_bytes``; the bytes freed (see the module docstring).
+
+        Called after every new checkout; safe to call at any time and from
+        several processes sharing the cache (each deletion happens under the
+        repository's lock, after checking once more that nobody took the tree
+        in the meantime).
+        """
+        with self._evict_lock:
+            return self._evict(time.time() if now is None else now)
+
+    def usage(self) -> int:
+        """Bytes the cache's checkouts and mirrors take (sizes recorded at export)."""
+        return sum(e.size for e in self._entries())
 
     def repo_dir(self, repo: RepoURL | str) -> Path:
         """The cache directory of a repository (every spelling of one URL shares it)."""
@@ -181,6 +274,13 @@ class GitCache:
         return path
 
     # --- steps ------------------------------------------------------------------
+
+    def _fetchable(self, repo_url: str) -> RepoURL:
+        # The cache roots of this process and the default one: a file:// URL
+        # into any of them would read another application's mirror.
+        with _caches_lock:
+            roots = {self.root, default_cache_dir(), *_caches}
+        return check_fetchable(repo_url, forbidden=roots)
 
     def _valid_commit(self, commit: str, repo: RepoURL) -> str:
         text = commit.strip() if isinstance(commit, str) else ""
@@ -274,6 +374,14 @@ class GitCache:
             )
 
     def _export(self, mirror: Path, repo: RepoURL, sha: str, dest: Path) -> None:
+        declared = self._declared_bytes(mirror, repo, sha)
+        if declared > self.max_bytes:
+            raise UserInputError(
+                f"{repo.redacted} at commit {sha} holds {_mib(declared)} of files, more than "
+                f"the whole checkout cache budget of {_mib(self.max_bytes)}; raise "
+                f"{ENV_CACHE_MAX_BYTES} if this repository is meant to be that large",
+                concerns=repo.redacted,
+            )
         staging = dest.parent / f".tmp-{sha}-{uuid.uuid4().hex[:12]}"
         index = staging.with_name(staging.name + ".index")
         staging.mkdir()
@@ -298,11 +406,97 @@ class GitCache:
             )
             _check_symlinks(staging, repo, sha)
             _make_read_only(staging)
+            size_file = dest.with_name(dest.name + _SIZE_SUFFIX)
+            size_file.write_text(f"{_tree_bytes(staging)}\n", encoding="utf-8")
             staging.rename(dest)
             log.info("checkout ready url=%s commit=%s path=%s", repo.redacted, sha, dest)
         finally:
             _force_rmtree(staging)
             index.unlink(missing_ok=True)
+
+    def _check_mirror_size(self, mirror: Path, repo: RepoURL, sha: str) -> None:
+        fetched = _tree_bytes(mirror)
+        if fetched > self.max_bytes:
+            # Thrown away whole: a mirror this size would evict every other app's cache.
+            _force_rmtree(mirror)
+            raise UserInputError(
+                f"{repo.redacted} at commit {sha} fetched {_mib(fetched)}, more than the "
+                f"whole checkout cache budget of {_mib(self.max_bytes)}; raise "
+                f"{ENV_CACHE_MAX_BYTES} if this repository is meant to be that large",
+                concerns=repo.redacted,
+            )
+
+    def _declared_bytes(self, mirror: Path, repo: RepoURL, sha: str) -> int:
+        """The bytes of every file of ``sha``'s tree, from the mirror, before any is written."""
+        out = self.git.run(
+            ["ls-tree", "-r", "-l", "--full-tree", sha],
+            repo=repo,
+            git_dir=mirror,
+            action="read the cache of",
+        )
+        total = 0
+        for line in out.stdout.splitlines():
+            meta, _, _path = line.partition("\t")
+            fields = meta.split()
+            # "<mode> blob <object> <size>"; submodules ("commit") have "-".
+            if len(fields) == 4 and fields[3].isdigit():
+                total += int(fields[3])
+        return total
+
+    # --- eviction ---------------------------------------------------------------
+
+    def _entries(self) -> list[_Entry]:
+        entries: list[_Entry] = []
+        for repo_dir in _subdirs(self.root):
+            if repo_dir.name.startswith("."):
+                continue
+            for child in _subdirs(repo_dir):
+                if is_full_sha(child.name):
+                    size_file = child.with_name(child.name + _SIZE_SUFFIX)
+                    entries.append(_Entry(repo_dir, child, _recorded_size(size_file, child)))
+                elif child.name == MIRROR:
+                    entries.append(_Entry(repo_dir, child, _tree_bytes(child)))
+        return entries
+
+    def _evict(self, now: float) -> int:
+        entries = self._entries()
+        total = sum(e.size for e in entries)
+        if total <= self.max_bytes:
+            return 0
+        freed = 0
+        checkouts = sorted((e for e in entries if e.path.name != MIRROR), key=_Entry.last_used)
+        mirrors = sorted((e for e in entries if e.path.name == MIRROR), key=_Entry.last_used)
+        for entry in [*checkouts, *mirrors]:
+            if total - freed <= self.max_bytes:
+                break
+            if entry.path.name == MIRROR and any(
+                is_full_sha(c.name) for c in _subdirs(entry.repo_dir)
+            ):
+                continue  # its checkouts are still here: they will need it again
+            with self._repo_lock(entry.repo_dir):
+                # Looked at again under the lock: a checkout handed out since the
+                # listing (its mtime moved) stays.
+                if now - entry.last_used() < self.min_age or not entry.path.is_dir():
+                    continue
+                _force_rmtree(entry.path)
+                if entry.path.name != MIRROR:
+                    entry.path.with_name(entry.path.name + _SIZE_SUFFIX).unlink(missing_ok=True)
+            freed += entry.size
+            self._count("evicted")
+            log.info(
+                "cache evicted path=%s bytes=%d idle_seconds=%.0f",
+                entry.path.relative_to(self.root),
+                entry.size,
+                now - entry.last_used(),
+            )
+        if total - freed > self.max_bytes:
+            log.warning(
+                "cache over budget bytes=%d budget=%d reason=all-recently-used min_age=%.0f",
+                total - freed,
+                self.max_bytes,
+                self.min_age,
+            )
+        return freed
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -323,6 +517,65 @@ class GitCache:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A checkout or a mirror, with the bytes it takes."""
+
+    repo_dir: Path
+    path: Path
+    size: int
+
+    def last_used(self) -> float:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+
+def _touch(path: Path) -> bool:
+    """Mark ``path`` as just used (its mtime); False when it does not exist.
+
+    The tree is read-only, but its owner may still set its times.
+    """
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return path.is_dir()
+    return path.is_dir()
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return [p for p in path.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+
+
+def _tree_bytes(root: Path) -> int:
+    """Bytes of the regular files under ``root`` (symlinks not followed)."""
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                st = (Path(dirpath) / name).lstat()
+                if stat.S_ISREG(st.st_mode):
+                    total += st.st_size
+    return total
+
+
+def _recorded_size(size_file: Path, tree: Path) -> int:
+    try:
+        return int(size_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return _tree_bytes(tree)  # a checkout from before sizes were recorded
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
 def _check_symlinks(root: Path, repo: RepoURL, sha: str) -> None:
     """Refuse a tree with a symlink that leaves it.
 
@@ -336,7 +589,17 @@ def _check_symlinks(root: Path, repo: RepoURL, sha: str) -> None:
     for dirpath, dirnames, filenames in os.walk(base):
         for name in (*dirnames, *filenames):
             path = Path(dirpath) / name
-            if path.is_symlink() and not path.resolve().is_relative_to(base):
+            if not path.is_symlink():
+                continue
+            try:
+                target = path.resolve()
+            except (RuntimeError, OSError) as err:  # a loop: RuntimeError before Python 3.13
+                raise UserInputError(
+                    f"{repo.redacted} at commit {sha} has a symlink "
+                    f"{str(path.relative_to(base))!r} that loops and never resolves",
+                    concerns=repo.redacted,
+                ) from err
+            if not target.is_relative_to(base):
                 raise UserInputError(
                     f"{repo.redacted} at commit {sha} has a symlink "
                     f"{str(path.relative_to(base))!r} that points outside the repository",
@@ -421,6 +684,17 @@ async def resolve_async(
 ) -> str:
     """:func:`resolve` in a worker thread."""
     return await get_cache(cache_dir).resolve_async(repo_url, target_revision, creds)
+
+
+async def resolve_tagged_async(
+    repo_url: str,
+    target_revision: str,
+    creds: RepoCredentials | None = None,
+    *,
+    cache_dir: Path | str | None = None,
+) -> tuple[str, str | None]:
+    """The commit and, for a tag or semver target, the tag (see :meth:`GitCache.resolve_tagged`)."""
+    return await get_cache(cache_dir).resolve_tagged_async(repo_url, target_revision, creds)
 
 
 async def checkout_async(

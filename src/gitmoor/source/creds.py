@@ -10,6 +10,14 @@ Credentials never travel in a URL or on a command line, where ``ps`` and
   ``Authorization`` header when a redirect leads to another host.
 - ssh: the private key is written to a 0600 file in a fresh 0700 directory and
   named by ``GIT_SSH_COMMAND``; the directory is removed when the command ends.
+  ssh reads no configuration of the machine's user: ``-F /dev/null`` (no
+  ``~/.ssh/config``), ``IdentityAgent=none`` (no agent), ``IdentitiesOnly``
+  with only the stored key (or ``IdentityFile=none`` without one, so that the
+  default ``~/.ssh/id_*`` keys are not offered) and known hosts only from the
+  stored credentials (``GlobalKnownHostsFile=/dev/null``). A repository with
+  no stored credentials therefore fails at once, "host key verification
+  failed", on a machine whose operator could reach it with their own keys:
+  the CLI and the controller see the same repositories.
 
 Reading credentials from Kubernetes Secrets belongs to another module; this one
 takes :class:`RepoCredentials` values.
@@ -55,6 +63,9 @@ class RepoCredentials:
     ssh_private_key: str | None = field(default=None, repr=False)
     known_hosts: str | None = None
     insecure_ignore_host_key: bool = False
+    #: the project whose apps alone may use these (Argo CD's project-scoped
+    #: repositories); "" for every app. Choosing among them is the engine's.
+    project: str = ""
 
 
 def match_credentials(
@@ -142,31 +153,47 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "127.0.0.1", "[::1]") or host.startswith("127.")
 
 
+#: ssh options that shut out the machine's ssh configuration (see the module docstring);
+#: BatchMode: a missing key or host key fails at once instead of prompting
+SSH_BASE = (
+    "ssh",
+    "-F",
+    os.devnull,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=30",
+    "-o",
+    "IdentityAgent=none",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    f"GlobalKnownHostsFile={os.devnull}",
+)
+
+
 @contextlib.contextmanager
 def _ssh_auth(creds: RepoCredentials | None) -> Iterator[GitAuth]:
-    # BatchMode: a missing key or host key fails at once instead of prompting.
-    base = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
-    if creds is None or not (
-        creds.ssh_private_key or creds.known_hosts or creds.insecure_ignore_host_key
-    ):
-        # No ssh credentials: ssh's own configuration applies (agent, and the
-        # ~/.ssh of the process's passwd entry, which HOME does not change).
-        yield GitAuth(env={"GIT_SSH_COMMAND": shlex.join(base), "GIT_SSH_VARIANT": "ssh"})
-        return
+    args = list(SSH_BASE)
     tmp = Path(tempfile.mkdtemp(prefix="gitmoor-ssh-"))  # mode 0700
     try:
-        args = list(base)
         secrets: tuple[str, ...] = ()
-        if creds.ssh_private_key:
+        if creds is not None and creds.ssh_private_key:
             key = tmp / "id"
             _write_private(key, _with_newline(creds.ssh_private_key))
-            args += ["-i", str(key), "-o", "IdentitiesOnly=yes"]
+            args += ["-i", str(key)]
             secrets = (creds.ssh_private_key.strip(),)
-        if creds.insecure_ignore_host_key:
+        else:
+            # Without this ssh would still offer ~/.ssh/id_* of the process's
+            # passwd entry (HOME does not change it), IdentitiesOnly or not.
+            args += ["-o", "IdentityFile=none"]
+        if creds is not None and creds.insecure_ignore_host_key:
             args += ["-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={os.devnull}"]
         else:
+            # No stored known_hosts: an empty file, so the host key check fails
+            # cleanly instead of reading ~/.ssh/known_hosts.
             known = tmp / "known_hosts"
-            _write_private(known, _with_newline(creds.known_hosts or ""))
+            _write_private(known, _with_newline(creds.known_hosts or "") if creds else "")
             args += ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
         yield GitAuth(
             env={"GIT_SSH_COMMAND": shlex.join(args), "GIT_SSH_VARIANT": "ssh"}, secrets=secrets

@@ -22,9 +22,14 @@ that neither the user's configuration nor a repository on the way can steer it:
 - ``GIT_TERMINAL_PROMPT=0`` and no ``GIT_ASKPASS``/``SSH_ASKPASS``: a missing or
   wrong credential fails at once instead of waiting on a prompt nobody sees.
 - ``LC_ALL=C`` so that git's messages, which :func:`classify` reads, are English.
-- Kept from the parent: ``PATH``, ``TMPDIR``, proxy variables, CA bundle
-  variables (``SSL_CERT_FILE``, ``GIT_SSL_CAINFO``…) and ``SSH_AUTH_SOCK``,
-  which describe the machine's network rather than a user's preferences.
+- Kept from the parent: ``PATH``, ``TMPDIR``, proxy variables and CA bundle
+  variables (``SSL_CERT_FILE``, ``GIT_SSL_CAINFO``…), which describe the
+  machine's network rather than a user's preferences. Not kept:
+  ``SSH_AUTH_SOCK`` and ``GIT_SSH_COMMAND``/``GIT_SSH``: the operator's ssh
+  agent and keys must never answer for a repository whose Application names
+  no credentials (an app author could otherwise reach every repository the
+  operator can). ssh gets its whole configuration from
+  :mod:`~gitmoor.source.creds` instead.
 
 Arguments are built by the callers from validated values only, with ``--``
 before positional arguments wherever git accepts it. stdin is closed; a
@@ -71,7 +76,6 @@ PASSTHROUGH_ENV = (
     "SSL_CERT_DIR",
     "GIT_SSL_CAINFO",
     "GIT_SSL_CAPATH",
-    "SSH_AUTH_SOCK",
 )
 
 DEFAULT_TIMEOUT = 300.0
@@ -291,8 +295,8 @@ def classify(stderr: str, *, repo: RepoURL, action: str) -> GitmoorError:
         )
     if any(s in low for s in _HOST_KEY):
         return PermanentError(
-            f"ssh host key verification failed for {url}: "
-            f"add the server's key to known_hosts ({said})",
+            f"ssh host key verification failed for {url}: store the server's key with "
+            f"`gitmoor repo add URL --known-hosts-path FILE` ({said})",
             concerns=url,
         )
     if any(s in low for s in _TLS):

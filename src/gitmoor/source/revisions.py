@@ -95,6 +95,14 @@ class Resolution:
     commit: str
     ref: str
 
+    @property
+    def tag(self) -> str | None:
+        """The tag's short name when the revision was a tag or a semver constraint
+        (the tag chosen), else None: what ``gitmoor.io/version`` records, as Flux
+        reports the tag a semver range picked in its artifact revision."""
+        prefix = "refs/tags/"
+        return self.ref[len(prefix) :] if self.ref.startswith(prefix) else None
+
 
 def select_commit(refs: Mapping[str, str], revision: str, repo: RepoURL) -> Resolution:
     """Pick the commit for ``revision`` among ``refs`` (see the module docstring for the order)."""

@@ -14,6 +14,9 @@ untrusted text never becomes a git option or a transport of git's choosing:
   character by character for the same reason.
 - A password in the URL is refused: it would show in ``ps`` and in the
   mirror's config; credentials come from :class:`~gitmoor.source.creds.RepoCredentials`.
+  A user name alone is parsed (webhook payloads and credential prefixes carry
+  one), and refused for fetching by :mod:`~gitmoor.source.policy` unless it is
+  ``git``.
 
 :func:`normalize_repo_url` gives the identity of a repository (cache key,
 credential matching, webhook matching), after Argo CD's ``git.NormalizeGitURL``.
@@ -193,8 +196,8 @@ def _parse_scheme_url(url: str, scheme: str, shown: str) -> RepoURL:
         ) from err
     if parts.password is not None:
         raise UserInputError(
-            f"repository URL {shown!r} embeds a password; "
-            "give credentials as repository credentials instead",
+            f"repository URL {shown!r} embeds a password: remove it and store the "
+            "credentials with `gitmoor repo add URL --username … --password …`",
             concerns=shown,
         )
     if parts.fragment:

@@ -115,7 +115,24 @@ async def test_signed_push_is_applied_and_a_forged_one_changes_nothing(
                 },
             )
             assert forged.status_code == 401
-            # The forged push refreshed nothing: the app still sits at the first commit.
+            # GitLab has no secret configured: its pushes are refused, not taken unsigned.
+            gitlab_body = json.dumps(
+                {
+                    "object_kind": "push",
+                    "ref": "refs/heads/main",
+                    "checkout_sha": second,
+                    "project": {"git_http_url": url, "default_branch": "main"},
+                }
+            ).encode()
+            unsigned = await http.post(
+                "/api/webhook",
+                content=gitlab_body,
+                headers={"X-Gitlab-Event": "Push Hook", "Content-Type": "application/json"},
+            )
+            assert unsigned.status_code == 401
+            assert "--webhook-allow-unsigned" in unsigned.json()["error"]
+            # The forged and unsigned pushes refreshed nothing: the app still sits at the
+            # first commit.
             await asyncio.sleep(0)  # let any (wrongly) queued work start
             st = (await store.get_app(kube, "hooked", apps_ns)).status
             assert st["sync"]["revision"] != second

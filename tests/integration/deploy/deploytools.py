@@ -27,7 +27,12 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = REPO_ROOT / "deploy"
-TARGETS = ("deploy", "deploy/overlays/ha", "deploy/overlays/namespaced")
+TARGETS = (
+    "deploy",
+    "deploy/overlays/ha",
+    "deploy/overlays/namespaced",
+    "deploy/overlays/impersonation",
+)
 
 Obj = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """Drift made in the cluster by hand: refresh reports it, ignoreDifferences hides
-what the user says is not gitmoor's, and a sync refuses to take a field another
-field manager owns unless forced."""
+what the user says is not gitmoor's, and a sync takes a field another field
+manager owns unless forcing is off (then it refuses, naming field and manager)."""
 
 from __future__ import annotations
 
@@ -90,25 +90,28 @@ async def test_conflict_with_kubectl_scale_names_field_and_manager(
     kubectl(kubeconfig, "-n", env.namespace, "scale", "deployment/web", "--replicas=3")
     env.repo.commit({"web.yaml": dump(deployment("web", replicas=2))})
 
-    result = await env.sync("conflict")
+    result = await env.sync("conflict", SyncOptions(force_conflicts=False, timeout=60))
 
     assert result.phase is Phase.FAILED
     assert actions(result) == {"Deployment/web": "failed"}
     (web,) = result.resources
-    assert ".spec.replicas" in web.message
-    assert '"kubectl"' in web.message
+    assert 'spec.replicas is managed by "kubectl"' in web.message
     assert "force" in web.message
-    assert ".spec.replicas" in result.message
+    assert "spec.replicas" in result.message
     live = await env.get(deploy_ref(env.namespace, "web"))
     assert (live or {})["spec"]["replicas"] == 3
     app = await env.app("conflict")
     assert app.status["operationState"]["phase"] == "Failed"
     # A dry-run sync predicts the same conflict rather than "configured".
-    dry = await env.sync("conflict", SyncOptions(dry_run=True, timeout=60))
+    dry = await env.sync("conflict", SyncOptions(dry_run=True, force_conflicts=False, timeout=60))
     assert dry.phase is Phase.FAILED
-    assert ".spec.replicas" in dry.resources[0].message
+    assert "spec.replicas" in dry.resources[0].message
+    # By default a dry run says what it would take.
+    dry = await env.sync("conflict", SyncOptions(dry_run=True, timeout=60))
+    assert dry.ok, dry.message
+    assert dry.resources[0].message == "dry run; would take spec.replicas from kubectl"
 
-    forced = await env.sync("conflict", SyncOptions(force_conflicts=True, timeout=60))
+    forced = await env.sync("conflict")
 
     assert forced.ok, forced.message
     assert actions(forced) == {"Deployment/web": "configured"}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gitmoor.model import PermanentError
+from gitmoor.model import PermanentError, UserInputError
 from gitmoor.source import GitCache, RepoCredentials, match_credentials
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def test_wrong_or_missing_credentials_are_permanent_and_never_shown(
     assert {code for _, _, code in git_server.requests} == {401}
 
 
-def test_username_in_url_is_not_shown_and_password_never_in_process_args(
+def test_username_in_url_is_refused_and_password_never_in_process_args(
     git_server: GitHTTPServer,
     served_repo: GitRepo,
     cache: GitCache,
@@ -92,8 +92,8 @@ def test_username_in_url_is_not_shown_and_password_never_in_process_args(
         return proc
 
     monkeypatch.setattr(subprocess, "Popen", spy)
-    url = f"http://robot@127.0.0.1:{git_server.port}/app"
-    creds = RepoCredentials(git_server.url("app"), USER, PASSWORD)
+    url = git_server.url("app")
+    creds = RepoCredentials(url, USER, PASSWORD)
     commit = cache.resolve(url, "main", creds)
     cache.checkout(url, commit, creds)
     git_args = [a for args in seen for a in args]
@@ -102,9 +102,15 @@ def test_username_in_url_is_not_shown_and_password_never_in_process_args(
     token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     assert not any(token in a for a in git_args)
 
-    with pytest.raises(PermanentError) as err:
-        cache.resolve(url, "main", RepoCredentials(url, USER, "bad"))
+    # A user in the URL belongs in the stored credentials: refused, unnamed, no git run.
+    seen.clear()
+    requests = len(git_server.requests)
+    with_user = f"http://robot@127.0.0.1:{git_server.port}/app"
+    with pytest.raises(UserInputError, match="gitmoor repo add") as err:
+        cache.resolve(with_user, "main", creds)
     assert "robot" not in str(err.value)
+    assert seen == []
+    assert len(git_server.requests) == requests
 
 
 def test_v0_server_that_refuses_unadvertised_commits_gets_a_full_fetch(

@@ -125,6 +125,7 @@ def test_github_push() -> None:
     event = parse_push(github_headers(body), body, SECRETS)
     assert event == PushEvent(
         provider="github",
+        verified=True,
         repo_urls=GITHUB_URLS,
         ref_kind="branch",
         ref="main",
@@ -173,6 +174,7 @@ def test_gitlab_push() -> None:
     event = parse_push(gitlab_headers(), body, SECRETS)
     assert event == PushEvent(
         provider="gitlab",
+        verified=True,
         repo_urls=frozenset(
             {
                 "https://gitlab.example.com/platform/deploy/guestbook",
@@ -210,6 +212,7 @@ def test_gitea_push_is_not_mistaken_for_github() -> None:
     event = parse_push(gitea_headers(body), body, SECRETS)
     assert event == PushEvent(
         provider="gitea",
+        verified=True,
         repo_urls=frozenset(
             {"https://git.example.org/ops/guestbook", "ssh://git.example.org:2222/ops/guestbook"}
         ),
@@ -245,6 +248,7 @@ def test_bitbucket_cloud_push(headers: dict[str, str], query: dict[str, str]) ->
     event = parse_push(bitbucket_headers(**headers), body, SECRETS, query=query)
     assert event == PushEvent(
         provider="bitbucket",
+        verified=True,
         repo_urls=frozenset(
             {"https://bitbucket.org/moorings/guestbook", "ssh://bitbucket.org/moorings/guestbook"}
         ),
@@ -281,6 +285,7 @@ def test_bitbucket_server_refs_changed() -> None:
     event = parse_push(headers, body, SECRETS)
     assert event == PushEvent(
         provider="bitbucket-server",
+        verified=True,
         repo_urls=frozenset(
             {
                 "ssh://bitbucket.example.com:7999/ops/guestbook",
@@ -453,19 +458,60 @@ def test_refs_that_are_not_revisions_are_rejected(ref: str) -> None:
     assert info.value.status_code == 400
 
 
-def test_unsigned_accepted_without_a_secret_and_warned_once(
+@pytest.mark.parametrize(
+    "headers,body",
+    [
+        ({"X-GitHub-Event": "push"}, "github_push.json"),
+        ({"X-Gitea-Event": "push"}, "gitea_push.json"),
+        ({"X-Gitlab-Event": "Push Hook"}, "gitlab_push.json"),
+        ({"X-Event-Key": "repo:push"}, "bitbucket_push.json"),
+    ],
+    ids=["github", "gitea", "gitlab", "bitbucket"],
+)
+def test_unsigned_refused_when_the_provider_has_no_secret(
+    headers: dict[str, str], body: str
+) -> None:
+    """Unlike Argo CD, no secret configured means no request accepted: an unused
+    provider must not be a door anyone can knock on."""
+    with pytest.raises(WebhookRejected) as info:
+        parse_push(headers, load(body), WebhookSecrets())
+    assert info.value.status_code == 401
+    assert "--webhook-allow-unsigned" in info.value.reason
+    assert "secret" in info.value.reason
+
+
+def test_unsigned_accepted_with_allow_unsigned_unverified_and_warned_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Argo CD's rule: no secret configured, no verification."""
+    """--webhook-allow-unsigned restores Argo CD's rule: no secret, no verification."""
     body = load("github_push.json")
     headers = {"X-GitHub-Event": "push"}
     with caplog.at_level(logging.WARNING, logger="gitmoor.controller.webhook"):
         for _ in range(3):
-            assert parse_push(headers, body, WebhookSecrets(gitlab=GL)) is not None
-        assert parse_push({"X-Gitea-Event": "push"}, load("gitea_push.json"), WebhookSecrets())
+            event = parse_push(headers, body, WebhookSecrets(gitlab=GL), allow_unsigned=True)
+            assert event is not None
+            assert not event.verified
+        gitea = parse_push(
+            {"X-Gitea-Event": "push"},
+            load("gitea_push.json"),
+            WebhookSecrets(),
+            allow_unsigned=True,
+        )
+        assert gitea is not None and not gitea.verified
     warnings = [r.getMessage() for r in caplog.records if "webhook_unsigned" in r.getMessage()]
     assert len(warnings) == 2
     assert "provider=github" in warnings[0] and "provider=gitea" in warnings[1]
+
+
+def test_allow_unsigned_does_not_weaken_a_configured_secret() -> None:
+    body = load("github_push.json")
+    forged = github_headers(body, secret="attacker")
+    with pytest.raises(WebhookRejected) as info:
+        parse_push(forged, body, SECRETS, allow_unsigned=True)
+    assert info.value.status_code == 401
+    unsigned = {"X-GitHub-Event": "push"}
+    with pytest.raises(WebhookRejected):
+        parse_push(unsigned, body, SECRETS, allow_unsigned=True)
 
 
 def test_a_secret_for_one_provider_does_not_sign_another() -> None:

@@ -13,8 +13,12 @@ from gitmoor.engine.plan import (
     HookDeletePolicy,
     HookPhase,
     Plan,
+    Role,
     SyncOptions,
+    annotation_warnings,
     build_plan,
+    directives,
+    hook_name,
 )
 from gitmoor.model import Manifest, ObjectRef, Source, UserInputError
 
@@ -350,3 +354,415 @@ def test_golden_plan(path: Path) -> None:
     ]
     live = {ObjectRef.of(o): o for o in case.get("live_to_prune") or []}
     assert describe(build_plan(manifests, live)) == case["expect"]
+
+
+# --- Argo CD and Helm annotations ------------------------------------------------
+
+EXAMPLES = Path(__file__).parents[2] / "integration" / "engine" / "testdata" / "argocd-example-apps"
+
+
+def annotated(kind: str, name: str, annotations: dict[str, str], **meta: str) -> Manifest:
+    """A manifest with annotations given by their full keys (Argo CD's, Helm's)."""
+    o = obj(kind, name)
+    o["metadata"].update(meta)
+    if annotations:
+        o["metadata"]["annotations"] = dict(annotations)
+    return Manifest.of(o, Source(f"{name}.yaml"))
+
+
+def hook_names(hooks: tuple[Hook, ...]) -> list[str]:
+    return [h.ref.name for h in hooks]
+
+
+def test_argocd_sync_wave_orders_waves() -> None:
+    plan = build_plan(
+        [
+            annotated("ConfigMap", "late", {"argocd.argoproj.io/sync-wave": "2"}),
+            annotated("ConfigMap", "early", {"argocd.argoproj.io/sync-wave": "-1"}),
+            manifest("ConfigMap", "default"),
+        ]
+    )
+    assert [(w.number, [m.ref.name for m in w.manifests]) for w in plan.waves] == [
+        (-1, ["early"]),
+        (0, ["default"]),
+        (2, ["late"]),
+    ]
+    assert plan.warnings == ()
+
+
+def test_helm_hook_weight_is_a_wave_on_any_object() -> None:
+    # gitops-engine syncwaves.Wave falls back to helm.sh/hook-weight, hook or not.
+    d = directives(
+        obj("Service", "web")
+        | {"metadata": {"name": "web", "annotations": {"helm.sh/hook-weight": "2"}}}
+    )
+    assert (d.role, d.wave) == (Role.RESOURCE, 2)
+
+
+def test_invalid_argocd_wave_falls_back_to_helm_weight_with_a_warning() -> None:
+    d = directives(
+        obj("ConfigMap", "c")
+        | {
+            "metadata": {
+                "name": "c",
+                "annotations": {
+                    "argocd.argoproj.io/sync-wave": "soon",
+                    "helm.sh/hook-weight": "-3",
+                },
+            }
+        },
+        concerns="ConfigMap c (c.yaml)",
+    )
+    assert d.wave == -3
+    assert d.warnings == (
+        "ConfigMap c (c.yaml): argocd.argoproj.io/sync-wave 'soon' is not an integer; "
+        "ignored, as Argo CD does",
+    )
+
+
+@pytest.mark.parametrize(
+    "annotations,role,phases",
+    [
+        ({"argocd.argoproj.io/hook": "PreSync"}, Role.HOOK, ["PreSync"]),
+        ({"argocd.argoproj.io/hook": "PostSync, SyncFail"}, Role.HOOK, ["PostSync", "SyncFail"]),
+        ({"argocd.argoproj.io/hook": "Skip"}, Role.SKIPPED, []),
+        # Skip is honoured only alone (hook.Skip: len(Types) == 1).
+        ({"argocd.argoproj.io/hook": "Skip,PostSync"}, Role.HOOK, ["PostSync"]),
+        ({"helm.sh/hook": "pre-install"}, Role.HOOK, ["PreSync"]),
+        ({"helm.sh/hook": "pre-upgrade"}, Role.HOOK, ["PreSync"]),
+        ({"helm.sh/hook": "post-install"}, Role.HOOK, ["PostSync"]),
+        ({"helm.sh/hook": "post-upgrade"}, Role.HOOK, ["PostSync"]),
+        # install and upgrade of one side give one hook, not two.
+        ({"helm.sh/hook": "pre-install,pre-upgrade"}, Role.HOOK, ["PreSync"]),
+        ({"helm.sh/hook": "pre-install,post-install"}, Role.HOOK, ["PreSync", "PostSync"]),
+        # Test, delete and rollback hooks have no phase: never applied.
+        ({"helm.sh/hook": "test"}, Role.SKIPPED, []),
+        ({"helm.sh/hook": "test-success"}, Role.SKIPPED, []),
+        ({"helm.sh/hook": "test-failure"}, Role.SKIPPED, []),
+        ({"helm.sh/hook": "pre-delete"}, Role.SKIPPED, []),
+        ({"helm.sh/hook": "post-delete"}, Role.SKIPPED, []),
+        ({"helm.sh/hook": "pre-rollback,post-rollback"}, Role.SKIPPED, []),
+        # Helm 2's CRD marker is not a hook (helmhook.IsHook).
+        ({"helm.sh/hook": "crd-install"}, Role.RESOURCE, []),
+        # Argo CD's own hook annotation wins over Helm's.
+        ({"argocd.argoproj.io/hook": "Sync", "helm.sh/hook": "pre-install"}, Role.HOOK, ["Sync"]),
+        ({"argocd.argoproj.io/hook": "Skip", "helm.sh/hook": "pre-install"}, Role.SKIPPED, []),
+        # ... unless it names no known type: then Helm's decides (hook.Types).
+        (
+            {"argocd.argoproj.io/hook": "Bogus", "helm.sh/hook": "post-upgrade"},
+            Role.HOOK,
+            ["PostSync"],
+        ),
+        # gitmoor's Skip
+        ({"gitmoor.io/hook": "Skip"}, Role.SKIPPED, []),
+    ],
+)
+def test_hook_annotations_map_as_argo_cd_maps_them(
+    annotations: dict[str, str], role: Role, phases: list[str]
+) -> None:
+    d = directives(obj("Job", "j") | {"metadata": {"name": "j", "annotations": annotations}})
+    assert d.role is role
+    assert [p.value for p in d.phases] == phases
+
+
+def test_unknown_argocd_hook_types_are_ignored_with_a_warning() -> None:
+    d = directives(
+        obj("Job", "j")
+        | {"metadata": {"name": "j", "annotations": {"argocd.argoproj.io/hook": "PreSync,Later"}}},
+        concerns="Job j",
+    )
+    assert [p.value for p in d.phases] == ["PreSync"]
+    assert d.warnings == (
+        "Job j: argocd.argoproj.io/hook 'Later' is not a hook type; ignored, as Argo CD "
+        "ignores unknown hook types",
+    )
+
+
+def test_argocd_hook_with_no_phase_is_skipped_not_applied() -> None:
+    cleanup = annotated("Job", "cleanup", {"argocd.argoproj.io/hook": "PostDelete"})
+    plan = build_plan([cleanup, manifest("ConfigMap", "cfg")])
+    assert [m.ref.name for m in plan.manifests] == ["cfg"]
+    assert [m.ref.name for m in plan.skipped] == ["cleanup"]
+    assert not plan.post_sync
+    assert any("PostDelete" in w and "no deletion hooks" in w for w in plan.warnings)
+    assert any("is not applied" in w for w in plan.warnings)
+
+
+def test_helm_test_hooks_and_skip_are_left_out_silently() -> None:
+    plan = build_plan(
+        [
+            annotated("Pod", "smoke", {"helm.sh/hook": "test"}),
+            annotated("ConfigMap", "kept-in-git", {"argocd.argoproj.io/hook": "Skip"}),
+            manifest("ConfigMap", "cfg"),
+        ]
+    )
+    assert [m.ref.name for m in plan.manifests] == ["cfg"]
+    assert [m.ref.name for m in plan.skipped] == ["kept-in-git", "smoke"]
+    assert not plan.pre_sync and not plan.post_sync
+    assert plan.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "annotations,expected",
+    [
+        ({}, {"BeforeHookCreation"}),  # Argo CD's default, and Helm 3's
+        ({"helm.sh/hook-delete-policy": "before-hook-creation"}, {"BeforeHookCreation"}),
+        ({"helm.sh/hook-delete-policy": "hook-succeeded"}, {"HookSucceeded"}),
+        (
+            {"helm.sh/hook-delete-policy": "hook-succeeded,hook-failed"},
+            {"HookSucceeded", "HookFailed"},
+        ),
+        ({"argocd.argoproj.io/hook-delete-policy": "HookFailed"}, {"HookFailed"}),
+        # Argo CD takes the union of both annotations (hook.DeletePolicies).
+        (
+            {
+                "argocd.argoproj.io/hook-delete-policy": "HookSucceeded",
+                "helm.sh/hook-delete-policy": "hook-failed",
+            },
+            {"HookSucceeded", "HookFailed"},
+        ),
+    ],
+)
+def test_delete_policies_map_as_argo_cd_maps_them(
+    annotations: dict[str, str], expected: set[str]
+) -> None:
+    plan = build_plan([annotated("Job", "j", {"helm.sh/hook": "pre-install", **annotations})])
+    assert {p.value for p in plan.pre_sync[0].delete_policies} == expected
+
+
+def test_argocd_sync_options() -> None:
+    d = directives(
+        obj("ConfigMap", "c")
+        | {
+            "metadata": {
+                "name": "c",
+                "annotations": {
+                    "argocd.argoproj.io/sync-options": "Prune=false, Delete=false,PruneLast=true,"
+                    "Replace=true,Validate=false,SkipDryRunOnMissingResource=true,"
+                    "ServerSideApply=true"
+                },
+            }
+        }
+    )
+    o = d.options
+    assert (o.prune, o.delete, o.prune_last, o.replace, o.validate, o.skip_dry_run_on_missing) == (
+        False,
+        False,
+        True,
+        True,
+        False,
+        True,
+    )
+    assert d.warnings == ()  # ServerSideApply=true: accepted silently
+
+
+@pytest.mark.parametrize(
+    "option,prune,delete,warning",
+    [
+        ("Prune=confirm", False, True, "no confirmation step"),
+        ("Delete=confirm", True, False, "no confirmation step"),
+        ("ServerSideApply=false", True, True, "always applies server-side"),
+        ("Force=true", True, True, "'Force=true' is not an option gitmoor honours"),
+        # Argo CD matches options as exact strings: other spellings do nothing there.
+        ("Prune=False", True, True, "'Prune=False' is not an option gitmoor honours"),
+    ],
+)
+def test_argocd_sync_options_gitmoor_cannot_honour_warn(
+    option: str, prune: bool, delete: bool, warning: str
+) -> None:
+    d = directives(
+        obj("ConfigMap", "c")
+        | {"metadata": {"name": "c", "annotations": {"argocd.argoproj.io/sync-options": option}}}
+    )
+    assert (d.options.prune, d.options.delete) == (prune, delete)
+    assert len(d.warnings) == 1
+    assert warning in d.warnings[0]
+
+
+def test_argocd_prune_false_and_prune_last_order_the_prune() -> None:
+    def live(name: str, options: str = "", wave: str = "0") -> dict[str, Any]:
+        o = obj("ConfigMap", name)
+        o["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": wave}
+        if options:
+            o["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] = options
+        return o
+
+    objs = [
+        live("kept", "Prune=false"),
+        live("last", "PruneLast=true", wave="5"),
+        live("high", wave="3"),
+        live("low", wave="-1"),
+    ]
+    plan = build_plan([], {ObjectRef.of(o): o for o in objs})
+    assert [r.name for r in plan.prune] == ["high", "low", "last"]
+
+
+def test_ignore_extraneous_compare_option() -> None:
+    for word in ("IgnoreExtraneous", "IgnoreNeedsPruning"):
+        d = directives(
+            obj("ConfigMap", "c")
+            | {
+                "metadata": {
+                    "name": "c",
+                    "annotations": {"argocd.argoproj.io/compare-options": word},
+                }
+            }
+        )
+        assert d.ignore_extraneous and d.warnings == ()
+    assert not directives(obj("ConfigMap", "c")).ignore_extraneous
+
+
+# --- precedence: gitmoor's annotation over Argo CD's ------------------------------
+
+
+def test_gitmoor_wave_wins_over_argocd_wave_with_a_warning() -> None:
+    m = annotated(
+        "ConfigMap",
+        "cfg",
+        {"gitmoor.io/sync-wave": "1", "argocd.argoproj.io/sync-wave": "5"},
+    )
+    plan = build_plan([m])
+    assert [w.number for w in plan.waves] == [1]
+    assert plan.warnings == (
+        "ConfigMap shop/cfg (cfg.yaml): gitmoor.io/sync-wave (1) and Argo CD's wave (5, from "
+        "argocd.argoproj.io/sync-wave) disagree; gitmoor's wins: wave 1",
+    )
+    assert annotation_warnings([m]) == plan.warnings
+
+
+def test_gitmoor_hook_wins_over_helm_hook_with_a_warning() -> None:
+    m = annotated("Job", "migrate", {"gitmoor.io/hook": "PostSync", "helm.sh/hook": "pre-install"})
+    plan = build_plan([m])
+    assert hook_names(plan.post_sync) == ["migrate"]
+    assert not plan.pre_sync
+    (warning,) = plan.warnings
+    assert "gitmoor.io/hook makes it a PostSync hook" in warning
+    assert "helm.sh/hook a PreSync hook" in warning
+    assert "gitmoor's wins" in warning
+
+
+def test_gitmoor_skip_wins_over_argocd_presync() -> None:
+    m = annotated("Job", "j", {"gitmoor.io/hook": "Skip", "argocd.argoproj.io/hook": "PreSync"})
+    plan = build_plan([m])
+    assert [s.ref.name for s in plan.skipped] == ["j"]
+    assert "gitmoor.io/hook makes it skipped" in plan.warnings[0]
+
+
+def test_gitmoor_delete_policy_wins_with_a_warning() -> None:
+    m = annotated(
+        "Job",
+        "j",
+        {
+            "argocd.argoproj.io/hook": "PreSync",
+            "gitmoor.io/hook-delete-policy": "HookSucceeded",
+            "argocd.argoproj.io/hook-delete-policy": "HookFailed",
+        },
+    )
+    plan = build_plan([m])
+    assert plan.pre_sync[0].delete_policies == {HookDeletePolicy.HOOK_SUCCEEDED}
+    assert "gitmoor.io/hook-delete-policy (HookSucceeded)" in plan.warnings[0]
+
+
+def test_sync_options_merge_key_by_key_gitmoor_winning() -> None:
+    d = directives(
+        obj("ConfigMap", "c")
+        | {
+            "metadata": {
+                "name": "c",
+                "annotations": {
+                    "gitmoor.io/sync-options": "Prune=true,Replace=true",
+                    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+                },
+            }
+        },
+        concerns="ConfigMap c",
+    )
+    # Prune from gitmoor's (disagreeing), Delete from Argo CD's, Replace from gitmoor's.
+    assert (d.options.prune, d.options.delete, d.options.replace) == (True, False, True)
+    assert d.warnings == (
+        "ConfigMap c: gitmoor.io/sync-options Prune=true and argocd.argoproj.io/sync-options "
+        "Prune=false disagree; gitmoor's wins",
+    )
+
+
+def test_agreeing_annotations_give_no_warning() -> None:
+    m = annotated(
+        "Job",
+        "j",
+        {
+            "gitmoor.io/hook": "PreSync",
+            "argocd.argoproj.io/hook": "PreSync",
+            "gitmoor.io/sync-wave": "2",
+            "helm.sh/hook-weight": "2",
+            "gitmoor.io/sync-options": "Prune=false",
+            "argocd.argoproj.io/sync-options": "Prune=false",
+        },
+    )
+    assert annotation_warnings([m]) == ()
+
+
+def test_malformed_gitmoor_annotation_fails_annotation_warnings() -> None:
+    with pytest.raises(UserInputError, match="sync-wave must be an integer"):
+        annotation_warnings([manifest("ConfigMap", "cfg", sync_wave="x")])
+
+
+# --- generateName ----------------------------------------------------------------
+
+
+def test_generate_name_only_on_hooks() -> None:
+    hook = annotated(
+        "Job", "", {"argocd.argoproj.io/hook": "PreSync"}, generateName="upgrade-sql-schema"
+    )
+    plan = build_plan([hook])
+    assert plan.pre_sync[0].generated_name
+    assert plan.pre_sync[0].ref.name == "upgrade-sql-schema"
+    resource = annotated("ConfigMap", "", {}, generateName="cfg-")
+    with pytest.raises(UserInputError, match=r"only a hook may use metadata\.generateName"):
+        build_plan([resource])
+
+
+def test_hook_name_as_argo_cd_names_it() -> None:
+    assert (
+        hook_name("upgrade-sql-schema", "0D521C6E0498", HookPhase.PRE_SYNC, 1764547200.9)
+        == "upgrade-sql-schema0d521c6-presync-1764547200"
+    )
+
+
+# --- Argo CD's own examples --------------------------------------------------------
+
+
+def _example(path: str) -> list[Manifest]:
+    text = (EXAMPLES / path).read_text()
+    return [Manifest.of(o, Source(path)) for o in yaml.safe_load_all(text) if o]
+
+
+def test_sync_waves_example_plan() -> None:
+    """argocd-example-apps/sync-waves, in the order Argo CD's sync-waves docs give."""
+    plan = build_plan(_example("sync-waves/manifests.yaml"))
+    assert hook_names(plan.pre_sync) == ["upgrade-sql-schema"]
+    assert [
+        (w.number, [label(m.ref) for m in w.manifests], hook_names(w.hooks)) for w in plan.waves
+    ] == [
+        (0, ["Service/backend", "ReplicaSet/backend"], []),
+        (1, [], ["maint-page-up"]),
+        (2, ["Service/frontend", "ReplicaSet/frontend"], []),
+        (3, [], ["maint-page-down"]),
+    ]
+    assert plan.waves[1].hooks[0].delete_policies == {HookDeletePolicy.BEFORE_HOOK_CREATION}
+    assert not plan.post_sync and plan.warnings == ()
+
+
+def test_helm_hooks_example_plan() -> None:
+    """argocd-example-apps/helm-hooks: weights order the PreSync hooks, and the
+    Service's hook-weight puts it in wave 2."""
+    plan = build_plan(_example("helm-hooks/manifests.yaml"))
+    assert [(h.wave, h.ref.name) for h in plan.pre_sync] == [
+        (-2, "upgrade-sql-schema"),
+        (-1, "maint-page-up"),
+    ]
+    assert [(w.number, [label(m.ref) for m in w.manifests]) for w in plan.waves] == [
+        (0, ["ReplicaSet/frontend"]),
+        (2, ["Service/frontend"]),
+    ]
+    assert hook_names(plan.post_sync) == ["maint-page-down"]
+    assert plan.warnings == ()

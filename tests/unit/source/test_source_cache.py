@@ -203,13 +203,34 @@ def test_closed_port_is_retryable(cache: GitCache) -> None:
         cache.checkout(url, "a" * 40)
 
 
-def test_url_username_is_not_shown_in_errors(cache: GitCache) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://deploy-bot@127.0.0.1:{port}/r.git",
+        "https://ghp_TOKEN123@127.0.0.1:{port}/r.git",
+        "ssh://deploy-bot@127.0.0.1:{port}/r.git",
+        "deploy-bot@127.0.0.1:r.git",
+    ],
+)
+def test_url_username_is_refused_before_git_and_never_shown(
+    cache: GitCache, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token or user in the URL belongs in `gitmoor repo add`; no git runs for it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
+        s.listen()
         port = s.getsockname()[1]
-    with pytest.raises(RetryableError) as err:
-        cache.resolve(f"http://deploy-bot@127.0.0.1:{port}/r.git", "main")
-    assert "deploy-bot" not in str(err.value)
+        url = url.format(port=port)
+        # No git at all: the refusal must come before any process starts.
+        monkeypatch.setenv("PATH", str(tmp_path / "no-git"))
+        for call in (lambda: cache.resolve(url, "main"), lambda: cache.checkout(url, "a" * 40)):
+            with pytest.raises(UserInputError, match="gitmoor repo add") as err:
+                call()
+            assert "deploy-bot" not in str(err.value)
+            assert "TOKEN" not in str(err.value)
+        s.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            s.accept()  # nobody connected
 
 
 def test_symlink_out_of_the_repository_is_refused(repo: GitRepo, cache: GitCache) -> None:
