@@ -741,6 +741,12 @@ def repo_key(event: PushEvent) -> str:
     return min(event.repo_urls, default="")
 
 
+def repo_keys(event: PushEvent) -> list[str]:
+    """Every repository (host and path) a push names, each spelling once."""
+    keys = sorted({f"{host}{path}" for host, path in _event_keys(event.repo_urls)})
+    return keys or [repo_key(event)]
+
+
 class _Deferred:
     """Pushes over a repository's limit, one per ref, refreshed together when due."""
 
@@ -883,7 +889,14 @@ def webhook_router(
         # A deferred refresh already waiting for this repository is joined even if
         # a token came back meanwhile, so a later push never overtakes an earlier one.
         joining = key in deferred.pending
-        wait = deferred.remaining(key) if joining else rate.take(key)
+        # Every repository the payload names pays a token, not only the first: a
+        # forged payload that adds an invented URL beside the real one would
+        # otherwise get a fresh bucket at each push while refreshing the real one.
+        wait = (
+            deferred.remaining(key)
+            if joining
+            else max([rate.take(k) for k in repo_keys(event)], default=0.0)
+        )
         if joining or wait > 0:
             deferred.add(key, event, wait)
             log.info(

@@ -25,6 +25,7 @@ credential matching, webhook matching), after Argo CD's ``git.NormalizeGitURL``.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -52,6 +53,13 @@ _SCP = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[^\]/]+\]|[^@/:\[\]]+):(?
 _HOST = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\])$")
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._~%+!$&'*=-]*$")
 _USERINFO_IN_TEXT = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+# An scp-like ``user@host:path`` whose user is not ``git`` may be a token written
+# as a user name (``ghp_…@github.com:org/repo``): it is dropped from messages too.
+_SCP_USER_IN_TEXT = re.compile(r"(?<![\w.+-])(?!git@)[^@/:\s'\"]+@(?=[\w.-]+:(?!//))")
+#: ``.``/``..`` segments (curl and git's file transport fold them, so the repository
+#: fetched would not be the one named, matched by sourceRepos, credentials and
+#: caches) and encoded slashes or question marks, raw or percent-encoded.
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
 
 MAX_REVISION_LENGTH = 255
 
@@ -105,7 +113,25 @@ def redact_url(text: str) -> str:
 
     Used on URLs and on git's own messages, which quote the URL they failed on.
     """
-    return _USERINFO_IN_TEXT.sub(r"\g<scheme>", text)
+    return _SCP_USER_IN_TEXT.sub("", _USERINFO_IN_TEXT.sub(r"\g<scheme>", text))
+
+
+def _check_path(path: str, shown: str, *, file: bool = False) -> None:
+    """Refuse a path whose meaning git would change after our checks."""
+    decoded = urllib.parse.unquote(path)
+    if _DOT_SEGMENT.search(path) or _DOT_SEGMENT.search(decoded):
+        raise UserInputError(
+            f"repository URL {shown!r} has a '.' or '..' path segment; write the path plainly",
+            concerns=shown,
+        )
+    if "%2f" in path.lower() or "%5c" in path.lower():
+        raise UserInputError(f"repository URL {shown!r} has an encoded slash", concerns=shown)
+    if file and ("?" in decoded or "#" in decoded):
+        # git url-decodes a file:// URL and uses all of it as the path, query included.
+        raise UserInputError(
+            f"repository URL {shown!r}: a file:// path may not contain '?' or '#'",
+            concerns=shown,
+        )
 
 
 def parse_repo_url(url: str) -> RepoURL:
@@ -210,6 +236,7 @@ def _parse_scheme_url(url: str, scheme: str, shown: str) -> RepoURL:
             )
         if not parts.path.startswith("/"):
             raise UserInputError(f"repository URL {shown!r} has no absolute path", concerns=shown)
+        _check_path(url.split("://", 1)[1], shown, file=True)
         return RepoURL(raw=url, transport="file", host="", port=None, user=None, path=parts.path)
     host = (parts.hostname or "").lower()
     if "[" in parts.netloc:
@@ -221,6 +248,7 @@ def _parse_scheme_url(url: str, scheme: str, shown: str) -> RepoURL:
     if port is not None and port == _DEFAULT_PORTS[transport]:
         port = None
     path = parts.path
+    _check_path(path, shown)
     if parts.query:
         path = f"{path}?{parts.query}"
     if path.startswith("-"):
@@ -239,6 +267,7 @@ def _parse_scp_url(url: str, m: re.Match[str], shown: str) -> RepoURL:
     path = m.group("path")
     if not path or path.startswith(("-", ":")):
         raise UserInputError(f"repository URL {shown!r} has no usable path", concerns=shown)
+    _check_path(path, shown)
     return RepoURL(
         raw=url, transport="ssh", host=host, port=None, user=user, path=path, scp_like=True
     )

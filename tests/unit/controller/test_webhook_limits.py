@@ -159,6 +159,22 @@ async def test_pushes_over_the_limit_coalesce_into_one_deferred_refresh() -> Non
     assert all(e.verified for e in deferred)
 
 
+async def test_an_invented_url_beside_the_real_one_does_not_escape_the_limit() -> None:
+    on_push = Recorder()
+    limits = RefreshLimits(burst=1, interval=30)
+    async with client(on_push, limits=limits) as http:
+        statuses = []
+        for i in range(3):
+            data = json.loads(github_push(after=f"{i + 1}" * 40))
+            # Sorted first, so a limiter keyed on one URL would pick it each time.
+            data["repository"]["html_url"] = f"https://a.example/invented-{i}"
+            body = json.dumps(data).encode()
+            r = await http.post("/api/webhook", content=body, headers=signed(body))
+            statuses.append(r.status_code)
+    assert statuses == [200, 202, 202]
+    assert len(on_push.events) == 1
+
+
 async def test_no_limit_when_interval_is_zero() -> None:
     on_push = Recorder()
     async with client(on_push, limits=RefreshLimits(burst=1, interval=0)) as http:

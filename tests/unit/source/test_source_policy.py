@@ -105,7 +105,7 @@ def test_percent_encoded_dot_dot_cannot_leave_the_root(tmp_path: Path) -> None:
     (allowed / "x").mkdir(parents=True)
     allow_file_repos([allowed])
     url = f"file://{allowed}/x/%2e%2e/%2e%2e/outside"
-    with pytest.raises(UserInputError, match="outside the allowed roots"):
+    with pytest.raises(UserInputError, match=r"'\.' or '\.\.' path segment"):
         check_fetchable(url)
 
 
@@ -237,3 +237,15 @@ def test_git_process_environment_drops_the_agent_and_ssh_overrides(
     monkeypatch.setenv("GIT_SSH", "/usr/bin/evil")
     env = Git(tmp_path / "h").environment(parse_repo_url("https://h.example/r"))
     assert not {"SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSH"} & set(env)
+
+
+@pytest.mark.usefixtures("no_roots")
+@pytest.mark.parametrize("tail", ["x?/../../secret", "x%3F/y", "x#frag"])
+def test_file_url_query_cannot_smuggle_a_path(tmp_path: Path, tail: str) -> None:
+    # git url-decodes a file:// URL and uses all of it as the path, query included,
+    # while a URL parser would check only the part before '?'.
+    allowed = tmp_path / "allowed"
+    (allowed / "x?").mkdir(parents=True)
+    allow_file_repos([allowed])
+    with pytest.raises(UserInputError):
+        check_fetchable(f"file://{allowed}/{tail}")

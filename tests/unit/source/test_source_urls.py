@@ -152,3 +152,25 @@ def test_redact_strips_userinfo_everywhere() -> None:
         == "fatal: unable to access 'https://h.example/r.git/': 403; see http://x/y"
     )
     assert parse_repo_url("https://bot@h.example/r").redacted == "https://h.example/r"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example.org/team-a/../team-b/secret",
+        "https://git.example.org/team-a/%2e%2e/team-b/secret",
+        "https://git.example.org/team-a/./x",
+        "git@git.example.org:team-a/../team-b/secret",
+        "https://git.example.org/team-a%2fteam-b",
+    ],
+)
+def test_dot_segments_and_encoded_slashes_are_refused(url: str) -> None:
+    # curl folds '..' before sending, so the repository fetched would not be the
+    # one that sourceRepos, credential prefixes and caches matched.
+    with pytest.raises(UserInputError):
+        parse_repo_url(url)
+
+
+def test_scp_user_that_may_be_a_token_is_redacted() -> None:
+    assert "ghp_secret" not in redact_url("ghp_secret@github.com:org/repo")
+    assert redact_url("git@github.com:org/repo") == "git@github.com:org/repo"
