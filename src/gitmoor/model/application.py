@@ -131,7 +131,13 @@ class RetryPolicy:
     max_duration: float = 180.0
 
     def delay(self, attempt: int) -> float:
-        return float(min(self.duration * self.factor**attempt, self.max_duration))
+        # A huge factor (1e200) overflows a float at the second attempt: once the
+        # cap is reached, it is the answer.
+        try:
+            grown = self.duration * self.factor**attempt
+        except OverflowError:
+            return float(self.max_duration)
+        return float(min(grown, self.max_duration))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +259,14 @@ def _retry_policy(value: Any) -> RetryPolicy:
                 concerns=field_where,
             )
         durations[key] = seconds
+    raw_limit = value.get("limit") or 0
+    if isinstance(raw_limit, bool) or not isinstance(raw_limit, int) or raw_limit < 0:
+        raise UserInputError(
+            f"{where}.limit {raw_limit!r} must be a whole number of 0 or more",
+            concerns=f"{where}.limit",
+        )
+    limit = raw_limit
     try:
-        limit = int(value.get("limit") or 0)
         factor = float(backoff.get("factor") or default.factor)
     except (TypeError, ValueError) as err:
         raise UserInputError(

@@ -256,8 +256,14 @@ class GitCache:
         repository's lock, after checking once more that nobody took the tree
         in the meantime).
         """
-        with self._evict_lock:
+        # One eviction at a time is enough: a checkout finishing while another
+        # evicts skips its own pass instead of queueing a worker thread behind it.
+        if not self._evict_lock.acquire(blocking=False):
+            return 0
+        try:
             return self._evict(time.time() if now is None else now)
+        finally:
+            self._evict_lock.release()
 
     def usage(self) -> int:
         """Bytes the cache's checkouts and mirrors take (sizes recorded at export)."""

@@ -70,6 +70,8 @@ def test_defaults_when_absent() -> None:
         ({"retry": {"backoff": {"duration": 0}}}, "backoff.duration"),
         ({"retry": {"backoff": {"factor": 0.5}}}, "backoff.factor"),
         ({"retry": "always"}, "spec.syncPolicy.retry"),
+        ({"retry": {"limit": -1}}, "retry.limit"),
+        ({"retry": {"limit": 1.5}}, "retry.limit"),
     ],
 )
 def test_values_below_the_floors_are_refused_naming_the_field(
@@ -88,3 +90,8 @@ def test_the_floors_themselves_are_accepted() -> None:
     ).spec.sync_policy
     assert policy.refresh_interval == 1
     assert policy.retry.duration == pytest.approx(0.1)
+
+
+def test_a_huge_backoff_factor_reaches_the_cap_instead_of_overflowing() -> None:
+    policy = RetryPolicy(limit=5, duration=1.0, factor=1e200, max_duration=180.0)
+    assert [policy.delay(n) for n in range(4)] == [1.0, 180.0, 180.0, 180.0]
