@@ -30,6 +30,7 @@ Both checks run on the URL text alone; nothing here starts a process.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -51,6 +52,9 @@ _roots: list[Path] = []
 _roots_lock = threading.Lock()
 
 
+log = logging.getLogger(__name__)
+
+
 def allow_file_repos(dirs: Iterable[str | Path]) -> None:
     """Add roots under which ``file://`` repositories are allowed, for this process.
 
@@ -59,7 +63,8 @@ def allow_file_repos(dirs: Iterable[str | Path]) -> None:
     """
     with _roots_lock:
         for d in dirs:
-            path = Path(d).expanduser()
+            # A flag's relative directory means where the user ran the command.
+            path = Path(d).expanduser().absolute()
             if str(d).strip() and path not in _roots:
                 _roots.append(path)
 
@@ -81,7 +86,13 @@ def allowed_file_roots() -> tuple[Path, ...]:
     out: list[Path] = []
     for root in given:
         if not root.is_absolute():
-            continue  # relative to what? The working directory of a controller means nothing.
+            # Relative to what? The working directory of a controller means nothing.
+            log.warning(
+                "event=file_repo_root_ignored root=%s reason=not-absolute variable=%s",
+                root,
+                ENV_ALLOW_FILE_REPOS,
+            )
+            continue
         resolved = _resolve(root)
         if resolved is not None and resolved not in out:
             out.append(resolved)

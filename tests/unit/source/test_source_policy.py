@@ -249,3 +249,15 @@ def test_file_url_query_cannot_smuggle_a_path(tmp_path: Path, tail: str) -> None
     allow_file_repos([allowed])
     with pytest.raises(UserInputError):
         check_fetchable(f"file://{allowed}/{tail}")
+
+
+@pytest.mark.usefixtures("no_roots")
+def test_a_relative_flag_root_is_taken_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "repos").mkdir()
+    monkeypatch.chdir(tmp_path)
+    allow_file_repos(["repos"])
+    from gitmoor.source.policy import allowed_file_roots
+
+    assert (tmp_path / "repos").resolve() in allowed_file_roots()
