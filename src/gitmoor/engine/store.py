@@ -8,6 +8,7 @@ loses nothing.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any
 
 from gitmoor.crds import application_crd, appproject_crd
@@ -26,6 +27,9 @@ from gitmoor.settings import ensure_default_project
 
 if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
+
+
+log = logging.getLogger("gitmoor.engine.store")
 
 
 def now_iso() -> str:
@@ -75,7 +79,20 @@ async def get_app(kube: KubeClient, name: str, namespace: str = DEFAULT_NAMESPAC
 async def list_apps(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> list[Application]:
     ar = await kube.resource(GROUP, VERSION, KIND)
     listed = await kube.list(ar, namespace)
-    return [parse_application(o) for o in sorted(listed.items, key=lambda o: o["metadata"]["name"])]
+    apps: list[Application] = []
+    for obj in sorted(listed.items, key=lambda o: o["metadata"]["name"]):
+        # One app with an invalid spec (say a refreshInterval under the floor)
+        # must not hide every other app; its own status carries the error.
+        try:
+            apps.append(parse_application(obj))
+        except UserInputError as e:
+            log.warning(
+                "event=app_invalid app=%s/%s error=%s",
+                namespace,
+                obj.get("metadata", {}).get("name", ""),
+                e,
+            )
+    return apps
 
 
 async def save_app(
