@@ -9,41 +9,20 @@ command only for the behaviour under test."""
 from __future__ import annotations
 
 import os
-import secrets
 from typing import TYPE_CHECKING
 
 import pytest
 
 from gitmoor.engine.app import Engine
-from support.apps import AppEnv, create_namespace, delete_namespace, install_application_crd
+from support.apps import AppEnv
 from support.cli import Gitmoor
-from support.gitrepo import GitRepo
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
     from gitmoor.kube import KubeClient
-
-
-@pytest.fixture(scope="session")
-async def app_crd(kube: KubeClient) -> AsyncIterator[None]:
-    ns = f"t-gitmoor-install-{secrets.token_hex(3)}"
-    await install_application_crd(kube, ns)
-    yield
-    await delete_namespace(kube, ns)
-
-
-@pytest.fixture
-async def apps_namespace(kube: KubeClient, namespace: str, app_crd: None) -> AsyncIterator[str]:
-    name = await create_namespace(kube, f"{namespace}-apps")
-    yield name
-    await delete_namespace(kube, name)
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitRepo:
-    return GitRepo(tmp_path / "repo")
+    from support.gitrepo import GitRepo
 
 
 @pytest.fixture
