@@ -9,6 +9,10 @@ that commit from a cache that fetches each repository and commit once::
     commit = resolve(app.repo_url, app.target_revision, creds)
     tree = checkout(app.repo_url, commit, creds)        # read-only, no .git
 
+Whether a pushed ref may move what a ``targetRevision`` selects, without any
+git request, is :func:`revision_touched` (the webhook handler's rule, kept
+beside the resolver so that both read a revision alike).
+
 Errors (from :mod:`gitmoor.model`), each naming the URL without credentials:
 
     UserInputError   a refused URL or revision (userinfo in the URL, file:// outside
@@ -32,6 +36,7 @@ from gitmoor.source.cache import (
     resolve_tagged_async,
 )
 from gitmoor.source.creds import RepoCredentials, match_credentials
+from gitmoor.source.match import RefKind, revision_touched, split_ref
 from gitmoor.source.policy import (
     ENV_ALLOW_FILE_REPOS,
     allow_file_repos,
@@ -54,6 +59,7 @@ __all__ = [
     "ENV_CACHE_MAX_BYTES",
     "CacheStats",
     "GitCache",
+    "RefKind",
     "RepoCredentials",
     "RepoURL",
     "SemverConstraint",
@@ -73,6 +79,8 @@ __all__ = [
     "resolve",
     "resolve_async",
     "resolve_tagged_async",
+    "revision_touched",
     "select_commit",
+    "split_ref",
     "validate_revision",
 ]

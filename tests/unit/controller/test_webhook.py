@@ -19,7 +19,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from gitmoor.controller import webhook
 from gitmoor.controller.webhook import (
     PushEvent,
     WebhookRejected,
@@ -29,6 +28,7 @@ from gitmoor.controller.webhook import (
     touches,
     webhook_router,
 )
+from gitmoor.controller.webhook import auth as webhook_auth
 from gitmoor.model.application import Application, ApplicationSpec, AppSource, Destination
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def make_app(repo_url: str, revision: str = "HEAD") -> Application:
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a fresh process would: no provider warned about yet."""
-    monkeypatch.setattr(webhook, "_warned_unsigned", set())
+    monkeypatch.setattr(webhook_auth, "_warned_unsigned", set())
 
 
 # --- parsing, one forge at a time ------------------------------------------------------
