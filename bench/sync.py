@@ -14,21 +14,33 @@ empty namespace:
               server fast").
   first_sync  ``Engine.sync`` of an Application pointing at the repository, with a
               cold git and render cache, by an Engine set up as the controller
-              sets it up (with its DryRunCache); split into desired (credentials,
-              resolve, checkout, render, prepare), apply (``run_sync``), the
-              refresh that follows a sync, and the status writes around them.
+              sets it up (with its DryRunCache); split into the engine's steps as
+              its ``on_step`` observer reports them (an engine without one is
+              timed around desired, run_sync and refresh instead).
               ``first_sync_warm_git``: a second app of the same commit.
   resync      ``Engine.sync`` again with nothing changed: seconds, requests by
               kind, and writes to the synced objects (non-dry-run applies, and
               resourceVersions that moved). The aim is zero object writes.
   refresh     ``Engine.refresh`` (compare) of the synced app: seconds, requests.
-  cli_*       the same three with a new Engine per command and no DryRunCache,
-              as ``gitmoor app sync`` runs them (--no-cli skips them).
+  cli_*       the same three with a new Engine (and an empty DryRunCache) per
+              command, as ``gitmoor app sync`` makes one, in this process: the
+              engine's part of the process_* figures (--no-cli skips them).
+  process_*   the CLI as a user runs it, each a new ``gitmoor`` process (Python
+              start-up and imports included; --no-process skips them):
+              ``gitmoor app sync`` of a new app (cold git cache), the same
+              command again with nothing changed, and ``gitmoor app diff`` of the
+              synced app against ``kubectl diff --server-side`` of the same files
+              in the same namespace. ``process_startup``: ``gitmoor version``.
+              Bytecode is cached (PYTHONPYCACHEPREFIX, warmed by a throwaway
+              app first), as an installed gitmoor has it.
   kubectl     ``kubectl apply --server-side`` of the same files (--kubectl; slow).
 
-Prints one line per figure (key=value) so runs can be compared. The aims are
-those of shared/ARCHITECTURE.md: a first sync within 1.25x the bare client, a
-re-sync that writes nothing.
+Prints one line per figure (key=value) so runs can be compared, then a summary
+of medians with each figure's ratio to its baseline. The aims are those of
+issue 11 and shared/ARCHITECTURE.md: a first sync within 1.25x the bare client,
+``gitmoor app sync`` as a process within 1.35x, a re-sync with nothing changed
+by a fresh process within 0.3x that process's first sync, ``gitmoor app diff``
+within 0.5x ``kubectl diff --server-side``, and a re-sync that writes nothing.
 """
 
 from __future__ import annotations
@@ -114,6 +126,12 @@ def make_repo(root: Path, n: int) -> tuple[str, int]:
     return f"file://{root}", round(statistics.mean(sizes))
 
 
+def warm_up_repo(work: Path) -> str:
+    """A repository of three ConfigMaps, for the processes' warm-up app."""
+    url, _ = make_repo(work / "warm-up-repo", 3)
+    return url
+
+
 # ---------------------------------------------------------------------- requests
 
 
@@ -126,6 +144,9 @@ def classify(method: str, path: str, params: Any) -> str:
             return "status_patch"
         if params.get("dryRun"):
             return "dry_run_apply"
+        if f"/namespaces/{APP_NAMESPACE}/" in path:
+            # The app's own records (inventory ConfigMaps), not the synced objects.
+            return "app_record_apply"
         if "fieldManager" in params:
             return "apply"
         return "patch"
@@ -212,33 +233,65 @@ class Split:
     seconds: Counter[str] = field(default_factory=Counter)
 
 
-class TimedEngine(Engine):
-    """The engine with its steps timed; behaviour unchanged."""
+def timed_engine(
+    kube: KubeClient,
+    split_of: dict[str, Split],
+    *,
+    git_cache_dir: Path,
+    dry_runs: DryRunCache | None,
+) -> Engine:
+    """An engine whose steps add up into ``split_of["current"]``.
 
-    split: Split
+    An engine with an ``on_step`` observer (issue 11) reports its own steps, so
+    nothing of it is patched. An older one is timed from outside, around
+    ``desired``, ``run_sync`` and ``refresh``.
+    """
+    engine = Engine(kube, git_cache_dir=git_cache_dir, dry_runs=dry_runs)
+    if hasattr(engine, "on_step"):
+
+        def observe(step: str, seconds: float) -> None:
+            split_of["current"].seconds[step] += seconds
+
+        engine.on_step = observe
+        return engine
+    legacy = _LegacyTimedEngine(kube, git_cache_dir=git_cache_dir, dry_runs=dry_runs)
+    legacy.split_of = split_of
+    _time_run_sync(split_of)
+    return legacy
+
+
+class _LegacyTimedEngine(Engine):
+    """An engine without ``on_step``, timed around its calls; behaviour unchanged."""
+
+    split_of: dict[str, Split]
 
     async def desired(self, app: Application, revision: str | None = None) -> engine_app.Desired:
         t0 = time.monotonic()
         try:
             return await super().desired(app, revision)
         finally:
-            self.split.seconds["desired"] += time.monotonic() - t0
+            self.split_of["current"].seconds["desired"] += time.monotonic() - t0
 
-    async def refresh(self, app: Application) -> Any:
+    async def refresh(self, app: Application, **kw: Any) -> Any:
+        seconds = self.split_of["current"].seconds
         t0 = time.monotonic()
-        d0 = self.split.seconds["desired"]
+        d0 = seconds["desired"]
         try:
-            return await super().refresh(app)
+            return await super().refresh(app, **kw)
         finally:
             # refresh calls desired again; count that once, under desired.
-            self.split.seconds["refresh"] += (
-                time.monotonic() - t0 - (self.split.seconds["desired"] - d0)
-            )
+            seconds["refresh"] += time.monotonic() - t0 - (seconds["desired"] - d0)
 
 
-def time_run_sync(split_of: dict[str, Split]) -> None:
-    """Time ``run_sync`` (apply, health, prune) as the engine calls it."""
-    orig = engine_app.run_sync
+_patched: list[bool] = []
+
+
+def _time_run_sync(split_of: dict[str, Split]) -> None:
+    """Time ``run_sync`` (apply, health, prune) as an engine without ``on_step`` calls it."""
+    orig = getattr(engine_app, "run_sync", None)
+    if orig is None or _patched:
+        return
+    _patched.append(True)
 
     async def timed(app: Application, *args: Any, **kw: Any) -> SyncResult:
         t0 = time.monotonic()
@@ -247,7 +300,7 @@ def time_run_sync(split_of: dict[str, Split]) -> None:
         finally:
             split_of["current"].seconds["run_sync"] += time.monotonic() - t0
 
-    engine_app.run_sync = timed  # type: ignore[assignment]
+    engine_app.run_sync = timed
 
 
 async def new_namespace(kube: KubeClient, name: str) -> None:
@@ -265,9 +318,23 @@ class RunFigures:
     values: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
 
+    def steps(self, prefix: str, split: Split, took: float) -> None:
+        """``{prefix}_step_{name}_seconds`` for each step, and what no step accounts for."""
+        for name, seconds in split.seconds.items():
+            self.values[f"{prefix}_step_{name}_seconds"] = seconds
+        self.values[f"{prefix}_step_other_seconds"] = took - sum(split.seconds.values())
+
+
+async def save_app(kube: KubeClient, repo_url: str, name: str) -> Application:
+    """A new Application of the repository, deploying into the namespace of its name."""
+    manifest = application_manifest(
+        name, APP_NAMESPACE, AppSource(repo_url, "."), Destination(name)
+    )
+    return await store.save_app(kube, manifest)
+
 
 async def first_sync(
-    engine: TimedEngine,
+    engine: Engine,
     kube: KubeClient,
     rlog: RequestLog,
     split_of: dict[str, Split],
@@ -277,11 +344,8 @@ async def first_sync(
 ) -> tuple[float, Split, Counter[str]]:
     """Sync a new Application of the repository into a new namespace of the same name."""
     await new_namespace(kube, name)
-    manifest = application_manifest(
-        name, APP_NAMESPACE, AppSource(repo_url, "."), Destination(name)
-    )
-    app = await store.save_app(kube, manifest)
-    split_of["current"] = engine.split = Split()
+    app = await save_app(kube, repo_url, name)
+    split = split_of["current"] = Split()
     with rlog.window() as reqs:
         t0 = time.monotonic()
         result = await engine.sync(app, initiated_by="bench")
@@ -290,13 +354,13 @@ async def first_sync(
         raise RuntimeError(f"first sync of {name} failed: {result.message}")
     if len(await resource_versions(kube, name)) != n:
         raise RuntimeError(f"first sync of {name} did not leave {n} ConfigMaps")
-    return took, engine.split, reqs
+    return took, split, reqs
 
 
 async def resync_and_refresh(
     prefix: str,
     fig: RunFigures,
-    engine: TimedEngine,
+    engine: Engine,
     kube: KubeClient,
     rlog: RequestLog,
     split_of: dict[str, Split],
@@ -305,18 +369,15 @@ async def resync_and_refresh(
     """c) sync again with nothing changed, then d) refresh; ``prefix`` names the figures."""
     before = await resource_versions(kube, ns)
     app = await store.get_app(kube, ns, APP_NAMESPACE)
-    split_of["current"] = engine.split = Split()
+    split = split_of["current"] = Split()
     with rlog.window() as reqs:
         t0 = time.monotonic()
         result = await engine.sync(app, initiated_by="bench")
-        fig.values[f"{prefix}resync_seconds"] = time.monotonic() - t0
+        took = fig.values[f"{prefix}resync_seconds"] = time.monotonic() - t0
     if not result.ok:
         raise RuntimeError(f"re-sync of {ns} failed: {result.message}")
     after = await resource_versions(kube, ns)
-    s = engine.split.seconds
-    fig.values[f"{prefix}resync_desired_seconds"] = s["desired"]
-    fig.values[f"{prefix}resync_apply_seconds"] = s["run_sync"]
-    fig.values[f"{prefix}resync_refresh_seconds"] = s["refresh"]
+    fig.steps(f"{prefix}resync", split, took)
     fig.values[f"{prefix}resync_object_writes"] = reqs["apply"]
     fig.values[f"{prefix}resync_changed_resource_versions"] = sum(
         1 for k, v in after.items() if before.get(k) != v
@@ -327,7 +388,7 @@ async def resync_and_refresh(
     fig.notes[f"{prefix}resync_requests"] = fmt_counts(reqs)
 
     app = await store.get_app(kube, ns, APP_NAMESPACE)
-    split_of["current"] = engine.split = Split()
+    split_of["current"] = Split()
     with rlog.window() as reqs:
         t0 = time.monotonic()
         _, comparison = await engine.refresh(app)
@@ -338,6 +399,130 @@ async def resync_and_refresh(
     fig.notes[f"{prefix}refresh_requests"] = fmt_counts(reqs)
 
 
+# ---------------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True)
+class Processes:
+    """How to start ``gitmoor`` and ``kubectl`` as a user would, on this control plane."""
+
+    kubeconfig: Path
+    work: Path
+
+    def env(self, cache: Path) -> dict[str, str]:
+        # PYTHONPATH: the gitmoor of this checkout, whichever one the venv installed.
+        path = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "GITMOOR_ALLOW_FILE_REPOS": str(self.work),
+            "GITMOOR_CACHE_DIR": str(cache),
+            "PYTHONPATH": path,
+            # Bytecode cached, as an installed gitmoor has it (pip compiles at
+            # install, Python caches at first import): without it every process
+            # compiled each module it imports, 0.7 s of a re-sync's 1.6 s here.
+            "PYTHONPYCACHEPREFIX": str(self.work / "pycache"),
+        }
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return env
+
+    async def warm_up(self, kube: KubeClient, repo_url: str) -> None:
+        """One sync and diff of a throwaway app, so the bytecode cache holds what
+        the measured commands import."""
+        ns = "bench-proc-warm-up"
+        cache = self.work / "process-cache-warm-up"
+        gitmoor = [*self.gitmoor(), "--apps-namespace", APP_NAMESPACE]
+        await new_namespace(kube, ns)
+        await save_app(kube, repo_url, ns)
+        await self.run([*gitmoor, "version"], cache)
+        await self.run([*gitmoor, "app", "sync", ns, "--quiet"], cache)
+        await self.run([*gitmoor, "app", "diff", ns], cache, ok=(0, 1))
+
+    @staticmethod
+    def gitmoor() -> list[str]:
+        script = Path(sys.executable).with_name("gitmoor")
+        if script.exists():
+            return [str(script)]
+        return [
+            sys.executable,
+            "-c",
+            "import sys; from gitmoor.cli.main import app; sys.exit(app())",
+        ]
+
+    async def run(
+        self, argv: list[str], cache: Path, ok: tuple[int, ...] = (0,)
+    ) -> tuple[float, int]:
+        """Seconds from start to exit, and the exit code (one of ``ok``, else an error)."""
+        t0 = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            env=self.env(cache),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        took = time.monotonic() - t0
+        if proc.returncode not in ok:
+            raise RuntimeError(
+                f"{' '.join(argv[-4:])} exited {proc.returncode}: {err.decode()[-800:]}"
+            )
+        return took, proc.returncode or 0
+
+
+async def process_figures(
+    i: int,
+    fig: RunFigures,
+    kube: KubeClient,
+    procs: Processes,
+    repo_url: str,
+    repo_dir: Path,
+    n: int,
+) -> None:
+    """``gitmoor app sync`` of a new app (cold git cache), again with nothing
+    changed, ``gitmoor app diff`` of it, and ``kubectl diff --server-side``."""
+    ns = f"bench-proc-{i}"
+    cache = procs.work / f"process-cache-{i}"
+    gitmoor = [*procs.gitmoor(), "--apps-namespace", APP_NAMESPACE]
+    fig.values["process_startup_seconds"], _ = await procs.run([*gitmoor, "version"], cache)
+    await new_namespace(kube, ns)
+    await save_app(kube, repo_url, ns)
+    fig.values["process_first_sync_seconds"], _ = await procs.run(
+        [*gitmoor, "app", "sync", ns, "--quiet"], cache
+    )
+    if len(await resource_versions(kube, ns)) != n:
+        raise RuntimeError(f"gitmoor app sync {ns} did not leave {n} ConfigMaps")
+    before = await resource_versions(kube, ns)
+    fig.values["process_resync_seconds"], _ = await procs.run(
+        [*gitmoor, "app", "sync", ns, "--quiet"], cache
+    )
+    after = await resource_versions(kube, ns)
+    fig.values["process_resync_changed_resource_versions"] = sum(
+        1 for k, v in after.items() if before.get(k) != v
+    )
+    # Exit 1 would mean differences right after a sync: the figure is kept, and said.
+    fig.values["process_diff_seconds"], code = await procs.run(
+        [*gitmoor, "app", "diff", ns], cache, ok=(0, 1)
+    )
+    fig.notes["process_diff_exit"] = str(code)
+    # kubectl diff dry-runs every file as the same server-side apply would; it
+    # exits 1 because the live objects carry gitmoor's tracking annotations.
+    fig.values["kubectl_diff_seconds"], _ = await procs.run(
+        [
+            "kubectl",
+            "diff",
+            "--server-side",
+            "--field-manager=gitmoor",
+            "--force-conflicts",
+            "-n",
+            ns,
+            "-f",
+            str(repo_dir),
+        ],
+        cache,
+        ok=(0, 1),
+    )
+
+
 async def one_run(
     i: int,
     kube: KubeClient,
@@ -346,7 +531,7 @@ async def one_run(
     repo_url: str,
     work: Path,
     args: argparse.Namespace,
-    kubeconfig: Path,
+    procs: Processes,
     repo_dir: Path,
 ) -> RunFigures:
     fig = RunFigures()
@@ -354,7 +539,7 @@ async def one_run(
     git_cache = work / f"git-cache-{i}"
     # The engine as the controller runs it: one for the process, with the dry-run
     # verdict cache. A new one per run: cold git cache and render cache.
-    engine = TimedEngine(kube, git_cache_dir=git_cache, dry_runs=DryRunCache())
+    engine = timed_engine(kube, split_of, git_cache_dir=git_cache, dry_runs=DryRunCache())
     ns = f"bench-gitmoor-{i}"
 
     async def bare() -> None:
@@ -364,12 +549,8 @@ async def one_run(
 
     async def gitmoor() -> None:
         took, split, reqs = await first_sync(engine, kube, rlog, split_of, repo_url, ns, n)
-        s = split.seconds
         fig.values["first_sync_seconds"] = took
-        fig.values["first_sync_desired_seconds"] = s["desired"]
-        fig.values["first_sync_apply_seconds"] = s["run_sync"]
-        fig.values["first_sync_refresh_seconds"] = s["refresh"]
-        fig.values["first_sync_other_seconds"] = took - s["desired"] - s["run_sync"] - s["refresh"]
+        fig.steps("first_sync", split, took)
         fig.notes["first_sync_requests"] = fmt_counts(reqs)
 
     # Every object of a run goes into namespaces of its own; bare and gitmoor take
@@ -379,43 +560,53 @@ async def one_run(
     app = await store.get_app(kube, ns, APP_NAMESPACE)
     fig.values["app_object_kib"] = len(json.dumps(app.raw)) / 1024
 
-    # b') a second app of the same commit: the git checkout is cached (the render
-    # is not: its namespace differs), as for a new app in a running controller
+    # b') a second app of the same commit: the git checkout is cached, and the
+    # render too where the render cache shares a commit's render between apps
     took, _, _ = await first_sync(engine, kube, rlog, split_of, repo_url, f"{ns}-warm", n)
     fig.values["first_sync_warm_git_seconds"] = took
 
     # c), d) on the first app, with the same engine
     await resync_and_refresh("", fig, engine, kube, rlog, split_of, ns)
 
-    # b"), c"), d") as the CLI does it: a new Engine per command, without the
-    # dry-run cache (git cache warm, as ~/.cache/gitmoor/git is between commands)
+    # b"), c"), d") as the CLI does it: a new Engine per command, with a new
+    # (empty) dry-run cache (git cache warm, as ~/.cache/gitmoor/git is between
+    # commands)
     if not args.no_cli:
         ns_cli = f"bench-cli-{i}"
-        cli = TimedEngine(kube, git_cache_dir=git_cache)
+        cli = timed_engine(kube, split_of, git_cache_dir=git_cache, dry_runs=DryRunCache())
         took, _, reqs = await first_sync(cli, kube, rlog, split_of, repo_url, ns_cli, n)
         fig.values["cli_first_sync_seconds"] = took
         fig.notes["cli_first_sync_requests"] = fmt_counts(reqs)
-        cli = TimedEngine(kube, git_cache_dir=git_cache)
+        cli = timed_engine(kube, split_of, git_cache_dir=git_cache, dry_runs=DryRunCache())
         await resync_and_refresh("cli_", fig, cli, kube, rlog, split_of, ns_cli)
 
-    # e) kubectl
+    # e) gitmoor and kubectl as processes
+    if not args.no_process:
+        await process_figures(i, fig, kube, procs, repo_url, repo_dir, n)
+
+    # f) kubectl apply
     if args.kubectl:
         ns_k = f"bench-kubectl-{i}"
         await new_namespace(kube, ns_k)
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         cmd = ["kubectl", "apply", "--server-side", "--field-manager=bench", "-n", ns_k]
-        t0 = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, "-f", str(repo_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        fig.values["kubectl_seconds"], _ = await procs.run(
+            [*cmd, "-f", str(repo_dir)], work / "kubectl-cache"
         )
-        _, err = await proc.communicate()
-        if proc.returncode:
-            raise RuntimeError(f"kubectl failed: {err.decode()[-500:]}")
-        fig.values["kubectl_seconds"] = time.monotonic() - t0
 
     # The namespaces are left to the control plane's stop: deleting thousands of
     # objects while the next run measures would only add noise.
     return fig
+
+
+#: (figure, its baseline, the aim) for the summary: ratio = figure / baseline
+SUMMARY = (
+    ("bare_seconds", "", "the reference"),
+    ("first_sync_seconds", "bare_seconds", "aim <= 1.25"),
+    ("process_first_sync_seconds", "bare_seconds", "aim <= 1.35"),
+    ("process_resync_seconds", "process_first_sync_seconds", "aim <= 0.3"),
+    ("process_diff_seconds", "kubectl_diff_seconds", "aim <= 0.5"),
+    ("kubectl_diff_seconds", "", "the reference of app diff"),
+)
 
 
 def report(runs: list[RunFigures], args: argparse.Namespace, mean_size: int) -> None:
@@ -432,27 +623,33 @@ def report(runs: list[RunFigures], args: argparse.Namespace, mean_size: int) -> 
             + (f"  ({note})" if note else "")
         )
 
-    def ratio(key: str, ref: str, aim: str) -> None:
-        r = [
+    def ratios(key: str, ref: str) -> list[float]:
+        return [
             run.values[key] / run.values[ref]
             for run in runs
-            if key in run.values and ref in run.values
+            if key in run.values and run.values.get(ref)
         ]
+
+    def ratio(key: str, ref: str, aim: str) -> None:
+        r = ratios(key, ref)
         if r:
             print(
-                f"{key.removesuffix('_seconds')}_ratio_to_bare={statistics.median(r):.2f} "
-                f"all={[round(x, 2) for x in r]}  ({aim})"
+                f"{key.removesuffix('_seconds')}_ratio_to_{ref.removesuffix('_seconds')}="
+                f"{statistics.median(r):.2f} all={[round(x, 2) for x in r]}  ({aim})"
             )
 
     def requests(key: str) -> None:
         if key in runs[-1].notes:
             print(f"{key}_by_kind last_run={runs[-1].notes[key]}")
 
+    def steps(prefix: str) -> None:
+        keys = sorted({k for r in runs for k in r.values if k.startswith(f"{prefix}_step_")})
+        for key in keys:
+            line(key)
+
     def resync_lines(prefix: str) -> None:
         line(f"{prefix}resync_seconds", note="Engine.sync again, nothing changed")
-        line(f"{prefix}resync_desired_seconds")
-        line(f"{prefix}resync_apply_seconds")
-        line(f"{prefix}resync_refresh_seconds")
+        steps(f"{prefix}resync")
         line(f"{prefix}resync_object_writes", ".0f", "non-dry-run applies; aim 0")
         line(
             f"{prefix}resync_changed_resource_versions",
@@ -479,22 +676,40 @@ def report(runs: list[RunFigures], args: argparse.Namespace, mean_size: int) -> 
     print("# gitmoor as the controller runs it: one Engine, with its DryRunCache")
     line("first_sync_seconds", note="Engine.sync, cold git and render cache")
     ratio("first_sync_seconds", "bare_seconds", "aim <= 1.25")
-    line("first_sync_desired_seconds", note="credentials, resolve, checkout, render, prepare")
-    line("first_sync_apply_seconds", note="run_sync: read live, apply, health, prune")
-    line("first_sync_refresh_seconds", note="the refresh after a sync, its desired excluded")
-    line("first_sync_other_seconds", note="status writes around the operation")
+    steps("first_sync")
     requests("first_sync_requests")
     line("first_sync_warm_git_seconds", note="a second app of the same commit, git cached")
     ratio("first_sync_warm_git_seconds", "bare_seconds", "aim <= 1.25")
     line("app_object_kib", ".0f", "the Application after its sync; etcd refuses over 1536")
     resync_lines("")
-    print("# gitmoor as the CLI runs it: a new Engine per command, no DryRunCache")
+    print("# gitmoor as the CLI runs it, in this process: a new Engine and DryRunCache per command")
     line("cli_first_sync_seconds", note="git cache warm")
     ratio("cli_first_sync_seconds", "bare_seconds", "aim <= 1.25")
     requests("cli_first_sync_requests")
     resync_lines("cli_")
+    print("# gitmoor as a user runs it: a new process per command")
+    line("process_startup_seconds", note="gitmoor version: start-up and imports")
+    line("process_first_sync_seconds", note="gitmoor app sync of a new app, cold git cache")
+    ratio("process_first_sync_seconds", "bare_seconds", "aim <= 1.35")
+    line("process_resync_seconds", note="gitmoor app sync again, nothing changed")
+    ratio("process_resync_seconds", "process_first_sync_seconds", "aim <= 0.3")
+    ratio("process_resync_seconds", "bare_seconds", "for scale")
+    line("process_resync_changed_resource_versions", ".0f", "aim 0")
+    line("process_diff_seconds", note="gitmoor app diff of the synced app")
+    line("kubectl_diff_seconds", note="kubectl diff --server-side of the same files")
+    ratio("process_diff_seconds", "kubectl_diff_seconds", "aim <= 0.5")
+    if "process_diff_exit" in runs[-1].notes:
+        print(f"process_diff_exit last_run={runs[-1].notes['process_diff_exit']}  (aim 0)")
     line("kubectl_seconds", note="kubectl apply --server-side, create")
     ratio("kubectl_seconds", "bare_seconds", "for scale")
+    print(f"# summary: medians of {len(runs)} run(s), seconds and ratio to the baseline")
+    for key, ref, aim in SUMMARY:
+        v = vals(key)
+        if not v:
+            continue
+        r = ratios(key, ref) if ref else []
+        shown = f" {statistics.median(r):.2f}x {ref.removesuffix('_seconds')}" if r else ""
+        print(f"  {key.removesuffix('_seconds'):<22} {statistics.median(v):6.2f} s{shown}  ({aim})")
     print(f"loadavg_end={_loadavg()}")
 
 
@@ -506,19 +721,19 @@ async def bench(cp: ControlPlane, work: Path, args: argparse.Namespace) -> None:
     repo_dir = work / "repo"
     repo_url, mean_size = make_repo(repo_dir, args.objects)
     split_of: dict[str, Split] = {"current": Split()}
-    time_run_sync(split_of)
     rlog = RequestLog()
+    procs = Processes(cp.kubeconfig, work)
     async with KubeClient(load_kubeconfig(cp.kubeconfig), max_in_flight=args.in_flight) as kube:
         rlog.install(kube)
         await store.install(kube, APP_NAMESPACE)
         # Warm: the first request pays the TLS handshake and discovery, not a figure.
         await kube.get(ObjectRef("", "v1", "Namespace", "", "default"))
+        if not args.no_process:
+            await procs.warm_up(kube, warm_up_repo(work))
         runs = []
         for i in range(args.runs):
             runs.append(
-                await one_run(
-                    i, kube, rlog, split_of, repo_url, work, args, cp.kubeconfig, repo_dir
-                )
+                await one_run(i, kube, rlog, split_of, repo_url, work, args, procs, repo_dir)
             )
             if args.verbose:
                 print(f"# run {i}: {runs[-1].values}", flush=True)
@@ -527,11 +742,14 @@ async def bench(cp: ControlPlane, work: Path, args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3, help="runs; figures are their medians")
     ap.add_argument("--objects", type=int, default=1000)
     ap.add_argument("--in-flight", type=int, default=64, help="requests in flight (32-64)")
     ap.add_argument("--kubectl", action="store_true", help="also time kubectl (~30 s per run)")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI-style engine figures")
+    ap.add_argument(
+        "--no-process", action="store_true", help="skip the gitmoor and kubectl process figures"
+    )
     ap.add_argument("--verbose", action="store_true", help="print each run's figures as it ends")
     # bench/run.py passes its own arguments (--cold) to every benchmark.
     args, _unknown = ap.parse_known_args()

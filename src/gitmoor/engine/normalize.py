@@ -33,7 +33,6 @@ a Secret ever reaches a diff, a log or the Application's status.
 from __future__ import annotations
 
 import base64
-import copy
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import yaml
 
 from gitmoor.model import JSONDict, ObjectRef, UserInputError
 from gitmoor.model.application import REVISION_ANNOTATION, VERSION_ANNOTATION
+from gitmoor.model.jsondata import copy_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -232,7 +232,7 @@ class IgnoreRule:
             if not found:
                 _remove(desired, tokens)
             else:
-                _put(desired, tokens, copy.deepcopy(value))
+                _put(desired, tokens, copy_json(value))
 
 
 def _ref_of(obj: JSONDict) -> ObjectRef:
@@ -260,7 +260,7 @@ def normalize(obj: JSONDict, ignore: Sequence[IgnoreRule] = ()) -> JSONDict:
     meta = out.get("metadata")
     if isinstance(meta, dict):
         out["metadata"] = {k: v for k, v in meta.items() if k not in SERVER_OWNED_METADATA}
-    out = copy.deepcopy(out)
+    out = copy_json(out)
     meta = out.get("metadata")
     if isinstance(meta, dict):
         annotations = meta.get("annotations")
@@ -312,7 +312,7 @@ def mask_secrets(
     """
     if not (_is_secret(live) or _is_secret(predicted)):
         return live, predicted
-    sides = [copy.deepcopy(o) if o is not None else None for o in (live, predicted)]
+    sides = [copy_json(o) if o is not None else None for o in (live, predicted)]
     keys: dict[str, None] = {}
     for side in sides:
         if side is None:

@@ -10,7 +10,6 @@ not served yet before the first sync).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from gitmoor.engine.plan import directives
 from gitmoor.kube import UnknownKindError
 from gitmoor.model import Manifest, ObjectRef, UserInputError
 from gitmoor.model.application import INSTANCE_LABEL, TRACKING_ANNOTATION
+from gitmoor.model.jsondata import copy_json
 from gitmoor.model.project import ProjectViolation
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ async def prepare(
                 ) from None
             else:
                 namespaced = crd_scopes[(ref.group, ref.kind)]
-        obj = copy.deepcopy(m.obj)
+        obj = copy_json(m.obj)
         meta = obj.setdefault("metadata", {})
         if namespaced:
             ns = ref.namespace or dest

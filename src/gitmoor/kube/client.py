@@ -7,6 +7,14 @@ over HTTP/1.1 with 64 connections and about 32 s with ``kubectl apply
 --server-side`` (shared/ARCHITECTURE.md). A semaphore bounds the requests in
 flight; watches, which are long-lived streams, do not count against it.
 
+The bound stays under what one connection carries, so no request waits for a
+stream and httpcore never opens a second connection: the local kube-apiserver
+advertises SETTINGS_MAX_CONCURRENT_STREAMS 100 and httpcore caps its own side
+at 100, against the default 64 in flight here. Checked: 300 concurrent GETs
+through one client used one HTTP/2 connection. JSON is not where the time
+goes: encoding and decoding 1,000 applies and their answers took about 0.1 s
+of a 1,000-object sync's CPU, against about 1.5 ms of httpx/h2 per request.
+
 Watches do not share that connection: each gets an HTTP/1.1 connection of its
 own. httpcore reads a shared HTTP/2 socket on behalf of every stream from
 whichever request holds the connection's read lock (there is no reader task):
@@ -27,7 +35,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -230,11 +238,14 @@ class KubeClient:
             headers.setdefault("Content-Type", "application/json")
         # A list: Impersonate-Group repeats, one header per group.
         sent = [*headers.items(), *self._impersonation]
+        if params:
+            # Encoded here: httpx merges a params mapping into the URL by parsing
+            # it again, 35 µs of its 120 µs to build a request (measured), paid
+            # once per object of every sync and diff.
+            path = f"{path}?{urlencode(params, quote_via=quote)}"
         async with self._sem:
             try:
-                r = await self._http.request(
-                    method, path, params=params, content=content, headers=sent
-                )
+                r = await self._http.request(method, path, content=content, headers=sent)
             except httpx.TransportError as e:
                 self.requests[(method, 0)] += 1
                 raise ApiUnavailableError(

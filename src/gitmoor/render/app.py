@@ -37,6 +37,18 @@ def select_renderer(app_dir: Path) -> Renderer:
     return DirectoryRenderer()
 
 
+def renderer_name(root: Path, path: str, revision: str) -> str | None:
+    """The ``name`` of the renderer ``render_app`` chooses for ``path`` in the
+    checkout ``root``, or None when the path does not open (the render says why).
+
+    A pure function of the commit and the path, like the render: the render
+    cache keys a render by the options this renderer reads, and no others."""
+    try:
+        return select_renderer(open_app(root, path, revision).app_dir).name
+    except (GitmoorError, OSError):
+        return None
+
+
 def _escaped(err: Exception, app: AppSource) -> GitmoorError:
     """An error that got past the renderers' own handling, as a sentence for the app.
 

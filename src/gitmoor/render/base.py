@@ -46,11 +46,31 @@ class RenderOptions:
     #: Seconds each external tool may run before the render is abandoned.
     timeout: float = 120.0
 
-    def cache_key(self) -> str:
-        """A canonical string of every field that can change the rendered output."""
+    def cache_key(self, renderer: str | None = None) -> str:
+        """A canonical string of every field that can change what ``renderer`` (a
+        renderer's ``name``) outputs; with no renderer named, of every field.
+
+        A directory app reads none of them and a kustomization only
+        ``allow_remote_bases``, so apps of one commit and path that differ in their
+        release name or destination namespace share one render: a platform's
+        per-namespace copies of an app render once per commit, not once per app.
+        (Argo CD's repo-server puts the app's name and destination namespace in
+        every manifest cache key, its ``manifestCacheKey``, so it renders each
+        of those apps anew.)
+        """
         fields = asdict(self)
         del fields["timeout"]
+        read = _FIELDS_READ.get(renderer) if renderer is not None else None
+        if read is not None:
+            fields = {name: fields[name] for name in read}
         return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+#: the options each renderer reads (by ``name``); one not listed (helm) reads them all
+_FIELDS_READ: dict[str, tuple[str, ...]] = {
+    "directory": (),
+    "kustomize": ("allow_remote_bases",),
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,22 +5,27 @@ file it reads, and remote bases are refused by default. So a commit is rendered
 once per path and options, however often the controller reconciles, until the
 entry is evicted. ``revision`` must therefore be a commit id, not a branch name.
 The checkout's location is not part of the key: two checkouts of one commit
-hold the same files.
+hold the same files. Nor are the options the app's renderer does not read
+(``RenderOptions.cache_key``): every app of one commit and path whose renderer
+reads nothing that tells them apart (a directory app, a kustomization, in
+whichever destination namespace) shares one render.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol
 
 from gitmoor.model import UserInputError
-from gitmoor.render.app import render_app
+from gitmoor.model.jsondata import copy_json
+from gitmoor.render.app import render_app, renderer_name
 from gitmoor.render.base import RenderOptions
 from gitmoor.render.paths import normalise_relative
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from gitmoor.model import RenderResult
@@ -50,11 +55,25 @@ class RenderCache:
     must not change what the next reconcile gets from here.
     """
 
-    def __init__(self, maxsize: int = 256, render: RenderFunction = render_app) -> None:
+    def __init__(
+        self,
+        maxsize: int = 256,
+        render: RenderFunction = render_app,
+        renderer_of: Callable[[Path, str, str], str | None] | None = None,
+    ) -> None:
+        """``renderer_of(root, path, revision)`` names the renderer ``render`` uses
+        for a path, so that only the options it reads key the render; by default
+        ``render_app``'s own choice, and for any other render function none (every
+        option counts)."""
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
         self._render = render
+        if renderer_of is None and render is render_app:
+            renderer_of = renderer_name
+        self._renderer_of = renderer_of
+        #: (commit, path) -> renderer name: looked at once per commit, not per call
+        self._renderers: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._entries: OrderedDict[_Key, RenderResult | UserInputError] = OrderedDict()
         self._inflight: dict[_Key, threading.Event] = {}
         self._lock = threading.Lock()
@@ -67,7 +86,8 @@ class RenderCache:
         self, root: Path, path: str, revision: str, options: RenderOptions | None = None
     ) -> RenderResult:
         options = options or RenderOptions()
-        key = (revision, normalise_relative(path, what="app path"), options.cache_key())
+        norm = normalise_relative(path, what="app path")
+        key = (revision, norm, options.cache_key(self._renderer(root, norm, revision)))
         while True:
             with self._lock:
                 hit = self._entries.get(key)
@@ -75,7 +95,7 @@ class RenderCache:
                     self._entries.move_to_end(key)
                     if isinstance(hit, UserInputError):
                         raise UserInputError(hit.message, concerns=hit.concerns) from hit
-                    return copy.deepcopy(hit)
+                    return _copied(hit)
                 waiting = self._inflight.get(key)
                 if waiting is None:
                     done = self._inflight[key] = threading.Event()
@@ -90,11 +110,26 @@ class RenderCache:
                 self._store(key, err)
                 raise
             self._store(key, result)
-            return copy.deepcopy(result)
+            return _copied(result)
         finally:
             with self._lock:
                 del self._inflight[key]
             done.set()
+
+    def _renderer(self, root: Path, path: str, revision: str) -> str | None:
+        if self._renderer_of is None:
+            return None
+        known = (revision, path)
+        with self._lock:
+            if known in self._renderers:
+                self._renderers.move_to_end(known)
+                return self._renderers[known]
+        name = self._renderer_of(root, path, revision)
+        with self._lock:
+            self._renderers[known] = name
+            while len(self._renderers) > self.maxsize:
+                self._renderers.popitem(last=False)
+        return name
 
     def _store(self, key: _Key, entry: RenderResult | UserInputError) -> None:
         with self._lock:
@@ -106,3 +141,12 @@ class RenderCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _copied(result: RenderResult) -> RenderResult:
+    """A copy of ``result`` whose objects the caller may change (``copy_json``:
+    a cache hit of 1,000 ConfigMaps took 0.04-0.14 s with ``copy.deepcopy``)."""
+    return dataclasses.replace(
+        result,
+        manifests=tuple(dataclasses.replace(m, obj=copy_json(m.obj)) for m in result.manifests),
+    )

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from gitmoor.model import Manifest, RenderResult, RetryableError, UserInputError
-from gitmoor.render import RenderCache, RenderOptions
+from gitmoor.render import RenderCache, RenderOptions, render_app
+from gitmoor.render.app import renderer_name
 
 Writer = Callable[[str, str], Path]
 
@@ -133,3 +134,64 @@ def test_real_render_through_the_cache_reads_the_checkout_once(repo: Path, write
 def test_maxsize_must_be_positive() -> None:
     with pytest.raises(ValueError):
         RenderCache(maxsize=0)
+
+
+class CountingRealRender:
+    """render_app, counted: what the engine's cache runs for a real checkout."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(
+        self, root: Path, path: str, revision: str, options: RenderOptions | None = None
+    ) -> RenderResult:
+        self.calls += 1
+        return render_app(root, path, revision, options)
+
+
+def test_apps_of_one_commit_share_a_directory_render(repo: Path, write: Writer) -> None:
+    # Two apps of one path in different namespaces (and so release names): a
+    # directory app reads none of the options, so the commit renders once.
+    write("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    counted = CountingRealRender()
+    cache = RenderCache(render=counted, renderer_of=renderer_name)
+    team_a = cache.get_or_render(repo, "app", "c1", RenderOptions("web-a", namespace="team-a"))
+    team_b = cache.get_or_render(repo, "app", "c1", RenderOptions("web-b", namespace="team-b"))
+    assert counted.calls == 1
+    assert team_a == team_b
+    # Each app still gets objects of its own to add its namespace and tracking id to.
+    team_a.manifests[0].obj["metadata"]["namespace"] = "team-a"
+    assert "namespace" not in team_b.manifests[0].obj["metadata"]
+    cache.get_or_render(repo, "app", "c2", RenderOptions("web-a", namespace="team-a"))
+    assert counted.calls == 2
+
+
+def test_a_kustomization_renders_again_only_for_the_option_it_reads(
+    repo: Path, write: Writer, fake: CountingRender
+) -> None:
+    write("app/kustomization.yaml", "resources: []\n")
+    cache = RenderCache(render=fake, renderer_of=renderer_name)
+    cache.get_or_render(repo, "app", "c1", RenderOptions("a", namespace="team-a"))
+    cache.get_or_render(repo, "app", "c1", RenderOptions("b", namespace="team-b"))
+    assert len(fake.calls) == 1
+    cache.get_or_render(repo, "app", "c1", RenderOptions("b", allow_remote_bases=True))
+    assert len(fake.calls) == 2
+
+
+def test_a_chart_renders_for_each_release_and_namespace(
+    repo: Path, write: Writer, fake: CountingRender
+) -> None:
+    # .Release.Name and .Release.Namespace show in the output: never shared.
+    write("chart/Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n")
+    cache = RenderCache(render=fake, renderer_of=renderer_name)
+    cache.get_or_render(repo, "chart", "c1", RenderOptions("web-a", namespace="team-a"))
+    cache.get_or_render(repo, "chart", "c1", RenderOptions("web-a", namespace="team-b"))
+    cache.get_or_render(repo, "chart", "c1", RenderOptions("web-b", namespace="team-b"))
+    cache.get_or_render(repo, "chart", "c1", RenderOptions("web-b", namespace="team-b"))
+    assert len(fake.calls) == 3
+
+
+def test_a_path_that_does_not_open_is_refused_by_the_render(repo: Path) -> None:
+    cache = RenderCache()
+    with pytest.raises(UserInputError, match="does not exist"):
+        cache.get_or_render(repo, "missing", "c1", RenderOptions())

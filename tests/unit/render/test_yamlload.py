@@ -55,3 +55,41 @@ def test_values_are_what_json_would_hold() -> None:
 def test_python_tags_are_refused() -> None:
     with pytest.raises(UserInputError):
         load_documents("a: !!python/object/apply:os.system ['true']\n", where="f.yaml")
+
+
+def test_scalars_keep_yaml_core_types() -> None:
+    # What a manifest means: replicas is a number, "012" and 'yes' stay strings.
+    text = "a: 3\nb: 2.5\nc: true\nd: null\ne: '012'\nf: 'yes'\ng: [1, x, {h: false}]\n"
+    [doc] = load_documents(text, where="f.yaml")
+    assert doc.data == {
+        "a": 3,
+        "b": 2.5,
+        "c": True,
+        "d": None,
+        "e": "012",
+        "f": "yes",
+        "g": [1, "x", {"h": False}],
+    }
+
+
+def test_each_mapping_knows_its_own_line() -> None:
+    # kind: List items are reported at their own line, not the list's.
+    text = "kind: List\nitems:\n- kind: ConfigMap\n  metadata: {name: a}\n- kind: Secret\n"
+    [doc] = load_documents(text, where="f.yaml")
+    first, second = doc.data["items"]
+    assert [doc.line_of(doc.data), doc.line_of(first), doc.line_of(second)] == [1, 3, 5]
+    assert doc.line_of(first["metadata"]) == 4
+
+
+def test_a_duplicate_key_is_named_before_a_refused_value() -> None:
+    text = "a: !!python/name:os.system\nb: 1\nb: 2\n"
+    with pytest.raises(UserInputError, match="duplicate key 'b'") as err:
+        load_documents(text, where="f.yaml")
+    assert err.value.concerns == "f.yaml:3"
+
+
+def test_an_alias_reads_as_its_anchor() -> None:
+    text = "base: &b {x: 1, y: [a]}\nthing: *b\nmerged:\n  <<: *b\n  x: 2\n"
+    [doc] = load_documents(text, where="f.yaml")
+    assert doc.data["thing"] == {"x": 1, "y": ["a"]}
+    assert doc.data["merged"] == {"x": 2, "y": ["a"]}
