@@ -16,7 +16,7 @@ import yaml
 
 from gitmoor.engine import store
 from gitmoor.engine.sync import SyncOptions, SyncResult
-from gitmoor.kube import UnknownKindError
+from gitmoor.kube import UnknownKindError, wait_for
 from gitmoor.model import ObjectRef
 from gitmoor.model.application import (
     AppSource,
@@ -110,6 +110,19 @@ def deployment(name: str, *, replicas: int = 1, image: str = "nginx:1.27") -> JS
     }
 
 
+def slow_deployment(name: str, seconds: int, *, wave: str | None = None) -> JSON:
+    """A Deployment whose pod turns Ready ``seconds`` after it starts (the local
+    cluster's pods honour the readinessProbe's initialDelaySeconds), in ``wave``."""
+    d = deployment(name)
+    d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {
+        "httpGet": {"path": "/", "port": 80},
+        "initialDelaySeconds": seconds,
+    }
+    if wave is not None:
+        d["metadata"]["annotations"] = {SYNC_WAVE: wave}
+    return d
+
+
 def service(name: str) -> JSON:
     return {
         "apiVersion": "v1",
@@ -173,14 +186,22 @@ def labels_of(obj: JSON | None) -> dict[str, str]:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
 
+CLUSTER_MADE = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
+
+
 async def snapshot(kube: KubeClient, namespace: str) -> dict[tuple[str, str], str]:
     """(kind, name) → resourceVersion of every object of ``SNAPSHOT_KINDS`` in the
-    namespace: equal snapshots mean nothing was created, changed or deleted."""
+    namespace: equal snapshots mean nothing was created, changed or deleted. What
+    kube-controller-manager puts in every new namespace (its ``default``
+    ServiceAccount, the ``kube-root-ca.crt`` ConfigMap) is left out: it arrives
+    whenever the controller gets to it, not when a test acts."""
 
     async def of(group: str, version: str, kind: str) -> dict[tuple[str, str], str]:
         listed = await kube.list(await kube.resource(group, version, kind), namespace)
         return {
-            (kind, o["metadata"]["name"]): o["metadata"]["resourceVersion"] for o in listed.items
+            (kind, o["metadata"]["name"]): o["metadata"]["resourceVersion"]
+            for o in listed.items
+            if (kind, o["metadata"]["name"]) not in CLUSTER_MADE
         }
 
     out: dict[tuple[str, str], str] = {}
@@ -263,6 +284,17 @@ class AppEnv:
 
     async def refresh(self, name: str) -> tuple[Application, Comparison | None]:
         return await self.engine.refresh(await self.app(name))
+
+    async def healthy(self, name: str, within: float = 60) -> Application:
+        """The app once a refresh finds it Healthy. A sync ends when its last wave is
+        applied, without waiting for that wave's health (Argo CD's order too); the
+        app's health follows as its objects become ready, as a controller sees it."""
+
+        async def check() -> Application | None:
+            app, _ = await self.refresh(name)
+            return app if (app.status.get("health") or {}).get("status") == "Healthy" else None
+
+        return await wait_for(check, within=within, interval=0.3, what=f"{name} Healthy")
 
     async def get(self, ref: ObjectRef) -> JSON | None:
         return await self.kube.get(ref)

@@ -149,13 +149,13 @@ def test_the_role_in_gitmoors_namespace(kubectl: str) -> None:
     }
     # Exactly what the controller uses (the integration test runs it under this
     # Role and counts refused requests): no create/delete of Applications, no
-    # write of Secrets, one ConfigMap by name.
+    # write of Secrets; ConfigMaps for its settings and the apps' inventories.
     assert granted == {
         ("gitmoor.io", "applications"): (frozenset({"get", "list", "watch", "patch"}), ()),
         ("gitmoor.io", "applications/status"): (frozenset({"patch"}), ()),
         ("gitmoor.io", "appprojects"): (frozenset({"get", "list", "watch"}), ()),
         ("", "secrets"): (frozenset({"get", "list", "watch"}), ()),
-        ("", "configmaps"): (frozenset({"get"}), ("gitmoor-notifications",)),
+        ("", "configmaps"): (frozenset({"get", "list", "create", "patch", "delete"}), ()),
         ("coordination.k8s.io", "leases"): (frozenset({"create", "list", "patch", "delete"}), ()),
         ("", "events"): (frozenset({"create", "patch"}), ()),
     }

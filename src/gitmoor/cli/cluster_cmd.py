@@ -17,28 +17,17 @@ narrower identity first). Nothing here prints them.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from gitmoor.cli import output
-from gitmoor.engine.clusters import (
-    IN_CLUSTER,
-    ClusterEntry,
-    add_cluster,
-    check_cluster_name,
-    list_clusters,
-    remove_cluster,
-    verify_cluster,
-)
-from gitmoor.kube import load_kubeconfig
+from gitmoor.cli._common import State, fail, out, run
 from gitmoor.model import GitmoorError
 
 if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
+    from gitmoor.settings.clusters import ClusterEntry
 
 cluster_cmd = typer.Typer(
     help="Destination clusters for Applications (stored as Kubernetes Secrets, as Argo CD does).",
@@ -80,8 +69,10 @@ def cluster_add(
     certificate; exec plugins are refused) into a Secret in the apps namespace
     of the home cluster (the global --kubeconfig/--context).
     """
-    # late: main imports this module to register it (circular at the top either way)
-    from gitmoor.cli.main import State, fail, out, run
+    import asyncio
+
+    from gitmoor.kube import load_kubeconfig
+    from gitmoor.settings.clusters import add_cluster, check_cluster_name, verify_cluster
 
     try:
         check_cluster_name(name)
@@ -119,8 +110,10 @@ def cluster_list(
     The cluster gitmoor runs against is always available as "in-cluster" (or
     an empty destination name) and is not listed.
     """
-    # late: main imports this module to register it (circular at the top either way)
-    from gitmoor.cli.main import State, fail, out, run
+    from rich.table import Table
+
+    from gitmoor.cli import output
+    from gitmoor.settings.clusters import list_clusters
 
     if output_format not in ("table", "json", "yaml"):
         raise fail(f"--output takes table, json or yaml, not {output_format!r}")
@@ -141,8 +134,7 @@ def cluster_rm(name: str) -> None:
     Nothing in the cluster is deleted; Applications that name it stop syncing
     with an error naming the cluster.
     """
-    # late: main imports this module to register it (circular at the top either way)
-    from gitmoor.cli.main import State, fail, out, run
+    from gitmoor.settings.clusters import IN_CLUSTER, remove_cluster
 
     if name in ("", IN_CLUSTER):
         raise fail(f"{IN_CLUSTER!r} is the cluster gitmoor runs against; it cannot be removed")

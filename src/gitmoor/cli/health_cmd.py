@@ -25,16 +25,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from gitmoor.cli.output import _HEALTH_STYLE
-from gitmoor.engine.health import app_health, health_of
 from gitmoor.model import Health, HealthStatus, ObjectRef, UserInputError
-from gitmoor.render.objects import manifests_of
-from gitmoor.render.yamlload import load_documents
 
 #: The extensions ``kubectl apply -f DIR`` reads (its FileExtensions).
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -96,6 +88,12 @@ def _read(path: Path) -> str:
 
 def assess(text: str, *, where: str) -> list[ObjectHealth]:
     """The health of every object of one YAML/JSON text; bad input raises ``UserInputError``."""
+    # Imported here, not at the top: `gitmoor --help` registers this command
+    # without loading the engine's health rules or the renderers' loader.
+    from gitmoor.engine import health_of
+    from gitmoor.render.objects import manifests_of
+    from gitmoor.render.yamlload import load_documents
+
     results = []
     for doc in load_documents(text, where=where):
         for manifest in manifests_of(doc, where=where, source_file=where):
@@ -122,6 +120,8 @@ def _health_dict(h: Health) -> dict[str, str]:
 
 
 def _worst(results: list[ObjectHealth]) -> tuple[Health, ObjectHealth | None]:
+    from gitmoor.engine import app_health
+
     worst = app_health(r.health for r in results)
     # The first object that carries the rolled-up health, so the summary can name it.
     culprit = next((r for r in results if r.health == worst), None)
@@ -140,6 +140,12 @@ def _report(results: list[ObjectHealth]) -> dict[str, Any]:
 
 
 def _print_table(results: list[ObjectHealth]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from gitmoor.cli.output import _HEALTH_STYLE
+
     # Piped output keeps whole lines for grep, as the other commands do.
     console = Console(
         highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 10_000
@@ -212,6 +218,8 @@ def health(
     if output_format is OutputFormat.JSON:
         typer.echo(json.dumps(_report(results), indent=2))
     elif output_format is OutputFormat.YAML:
+        import yaml
+
         typer.echo(yaml.safe_dump(_report(results), sort_keys=False).rstrip())
     else:
         _print_table(results)

@@ -15,10 +15,8 @@ import dataclasses
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from gitmoor.cli import output
-from gitmoor.engine import store
+from gitmoor.cli._common import State, fail, out, run
 from gitmoor.model import GitmoorError, UserInputError
 from gitmoor.model.project import (
     DEFAULT_PROJECT,
@@ -26,13 +24,6 @@ from gitmoor.model.project import (
     DestinationServiceAccount,
     GroupKind,
     ProjectDestination,
-)
-from gitmoor.settings import (
-    create_project,
-    delete_project,
-    get_project,
-    list_projects,
-    update_project,
 )
 
 if TYPE_CHECKING:
@@ -140,8 +131,7 @@ def proj_create(
     ] = False,
 ) -> None:
     """Create a project. With no --src or --dest it permits nothing: add them."""
-    # late: main imports this module to register it (circular at the top either way)
-    from gitmoor.cli.main import State, fail, out, run
+    from gitmoor.settings import create_project
 
     try:
         project = AppProject(
@@ -171,7 +161,10 @@ def proj_list(
     ] = "table",
 ) -> None:
     """List projects with their sources and destinations."""
-    from gitmoor.cli.main import State, fail, out, run
+    from rich.table import Table
+
+    from gitmoor.cli import output
+    from gitmoor.settings import list_projects
 
     if output_format not in ("table", "json", "yaml"):
         raise fail(f"--output takes table, json or yaml, not {output_format!r}")
@@ -207,7 +200,8 @@ def proj_get(
     ] = "table",
 ) -> None:
     """Show one project."""
-    from gitmoor.cli.main import State, fail, out, run
+    from gitmoor.cli import output
+    from gitmoor.settings import get_project
 
     if output_format not in ("table", "json", "yaml"):
         raise fail(f"--output takes table, json or yaml, not {output_format!r}")
@@ -265,7 +259,8 @@ def proj_get(
 @proj_cmd.command("delete")
 def proj_delete(name: str) -> None:
     """Delete a project. Refused while Applications use it (as Argo CD refuses)."""
-    from gitmoor.cli.main import State, fail, out, run
+    from gitmoor.engine import store
+    from gitmoor.settings import delete_project
 
     async def go(kube: KubeClient) -> bool:
         users = [
@@ -289,7 +284,7 @@ def proj_delete(name: str) -> None:
 
 
 def _update(name: str, change: Callable[[AppProject], AppProject], what: str) -> None:
-    from gitmoor.cli.main import State, out, run
+    from gitmoor.settings import update_project
 
     run(lambda kube: update_project(kube, name, State.namespace, change))
     out.print(f"project {name}: {what}")

@@ -37,22 +37,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import dataclasses
 import logging
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gitmoor.controller.queue import WorkQueue
-from gitmoor.engine import store
-from gitmoor.engine.app import Engine
-from gitmoor.engine.compare import DryRunCache
-from gitmoor.engine.repos import credentials_from_secrets
-from gitmoor.engine.sync import Phase, SyncOptions, SyncResult
+from gitmoor.engine import (
+    STALE_RUNNING,
+    ComparisonSummary,
+    DryRunCache,
+    Engine,
+    LastSync,
+    Move,
+    Phase,
+    Reason,
+    SyncOptions,
+    SyncResult,
+    decide,
+    running_silence,
+    status_of,
+    store,
+)
 from gitmoor.kube import ApiUnavailableError
 from gitmoor.kube.cache import ClusterCache, Key
-from gitmoor.model import GitmoorError, JSONDict, ObjectRef, UserInputError
+from gitmoor.model import GitmoorError, HealthStatus, JSONDict, ObjectRef, UserInputError
 from gitmoor.model.application import (
     GROUP,
     KIND,
@@ -63,21 +75,24 @@ from gitmoor.model.application import (
     parse_application,
 )
 from gitmoor.model.project import AppProject, parse_appproject
+from gitmoor.model.status import SyncOperation
 from gitmoor.settings import get_project, project_ref
+from gitmoor.settings.repos import credentials_from_secrets
 
 if TYPE_CHECKING:
     from gitmoor.controller.shard import Shards
-    from gitmoor.engine.app import ClusterResolver
-    from gitmoor.engine.compare import Comparison
+    from gitmoor.engine import ClusterResolver, Comparison
     from gitmoor.kube import KubeClient
     from gitmoor.source import RepoCredentials
 
 log = logging.getLogger("gitmoor.controller")
 
 DEFAULT_INTERVAL = 180.0
-#: a Running operation whose heartbeat is older than this was cut off (the
-#: engine renews it every 10 s while a sync runs)
-STALE_RUNNING = 45.0
+#: seconds between steps of an operation that waits (a wave's health, a hook):
+#: the backstop, since the watch cache queues the app when what it waits for changes
+OPERATION_POLL = 2.0
+#: seconds between looks at an app on its way to health that no watch reports
+PROGRESSING_POLL = 3.0
 SELF_HEAL_DEBOUNCE = 5.0
 
 
@@ -112,39 +127,6 @@ class _AppState:
     last_sync_at: float = 0.0
 
 
-def _running_silence(app: Application) -> float | None:
-    """Seconds since a Running operation last reported, or None when none runs."""
-    op_state = app.status.get("operationState") or {}
-    if op_state.get("phase") != Phase.RUNNING.value:
-        return None
-    stamp = op_state.get("heartbeatAt") or op_state.get("startedAt")
-    if not stamp:
-        return STALE_RUNNING
-    try:
-        at = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return STALE_RUNNING
-    return max(0.0, (dt.datetime.now(dt.UTC) - at).total_seconds())
-
-
-def _sync_options(app: Application, op: dict[str, Any]) -> SyncOptions:
-    sync = op.get("sync") or {}
-    auto = app.spec.sync_policy.automated
-    only = None
-    if sync.get("resources"):
-        only = frozenset((r.get("group", ""), r["kind"], r["name"]) for r in sync["resources"])
-    return SyncOptions.for_app(
-        app,
-        prune=bool(sync.get("prune", auto.prune if auto else False)),
-        dry_run=bool(sync.get("dryRun", False)),
-        # Absent: the app's choice (take the fields unless ForceConflicts=false).
-        force_conflicts=(
-            bool(sync["forceConflicts"]) if sync.get("forceConflicts") is not None else None
-        ),
-        only=only,
-    )
-
-
 @dataclass
 class Controller:
     kube: KubeClient
@@ -162,6 +144,11 @@ class Controller:
         self.engine = Engine(
             self.kube, namespace=self.namespace, clusters=self.clusters, dry_runs=DryRunCache()
         )
+        # Stable across restarts: a controller that comes back takes the next step
+        # of the operations it was running at once, not after they go stale.
+        self.engine.identity = "controller/" + (
+            self.shards.identity if self.shards is not None else socket.gethostname()
+        )
         # Repository credentials from a watch of their Secrets: no request per refresh.
         self.secrets = ClusterCache(
             self.kube, label_selector=f"{REPO_SECRET_LABEL}=repository", namespace=self.namespace
@@ -172,6 +159,15 @@ class Controller:
             self.kube, label_selector="", namespace=self.namespace, on_change=self._project_changed
         )
         self.engine.projects = self._project
+        # The Applications themselves, through the same list/watch/relist (a relist
+        # after a 410 Gone or an error) as every other kind the controller reads.
+        self.app_cache = ClusterCache(
+            self.kube,
+            label_selector="",
+            namespace=self.namespace,
+            on_change=lambda _key, obj, deleted: self.app_changed(obj, deleted),
+            on_synced=self._apps_listed,
+        )
         self.apps: dict[str, JSONDict] = {}
         self.state: dict[str, _AppState] = {}
         self.caches: dict[str, ClusterCache] = self.engine.caches
@@ -281,30 +277,27 @@ class Controller:
             await self._ensure_cache(app)
         interval = app.spec.sync_policy.refresh_interval or self.interval
         outcome = "ok"
+        next_look = interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter
         try:
-            op = app.operation
-            running_for = _running_silence(app)
-            if op:
-                app = await self._run_operation(app, op)
-            elif running_for is not None and running_for >= STALE_RUNNING:
-                # A Running sync whose heartbeat stopped: cut off by a crash, a kill
-                # or an outage (nothing runs it here: one worker per app).
-                await self._resume_interrupted(app)
-                app = parse_application(self.apps.get(name, app.raw))
-            elif running_for is not None:
-                # A sync in progress elsewhere (the CLI, another replica): leave it,
-                # and look again once it should have reported.
-                self.queue.add_after(name, STALE_RUNNING - running_for + 1)
-                return
+            if app.operation:
+                app = await self._start_requested(app, app.operation)
+            running, app = await self._step_operation(app)
+            if running is not None:
+                next_look = running
             before = app
+            # While an operation waits, the status still follows the live state:
+            # objects applied are Synced at once, not when the operation ends.
             app, comparison = await self.engine.refresh(app)
             self.hooks.status_changed(before, app)
             if comparison is None:
                 outcome = "comparison_error"
-                self.queue.add_after(name, self.queue.backoff(name))
+                self.queue.add_after(name, min(next_look, self.queue.backoff(name)))
                 return
             self.queue.forget(name)
-            await self._automate(app, comparison)
+            if running is None:
+                await self._automate(app, comparison)
+            if self._unwatched_progress(app, comparison):
+                next_look = min(next_look, PROGRESSING_POLL)
         except ApiUnavailableError as e:
             outcome = "api_unavailable"
             # Capped low: when the API server is back, apps must follow within seconds.
@@ -314,163 +307,163 @@ class Controller:
             return
         finally:
             self.hooks.reconciled(app, time.monotonic() - started, outcome)
-        self.queue.add_after(name, interval * random.uniform(0.9, 1.1))  # noqa: S311 - jitter
+        self.queue.add_after(name, next_look)
+
+    def _unwatched_progress(self, app: Application, comparison: Comparison) -> bool:
+        """Is the app on its way to a health no watch will report? A sync ends once
+        its last wave is applied; the app then turns Healthy as its objects do, which
+        the watch cache reports within a second. A kind the cache cannot watch (its
+        list refused under namespaced RBAC, or the cache off) is looked at again
+        every few seconds instead, until the app's health settles."""
+        if comparison.health.status not in (HealthStatus.PROGRESSING, HealthStatus.MISSING):
+            return False
+        cache = self.engine.cache_for(app)
+        return cache is None or any(
+            not cache.watching(r.ref.group, r.ref.kind) for r in comparison.resources
+        )
+
+    async def _step_operation(self, app: Application) -> tuple[float | None, Application]:
+        """Take the next step of the app's running operation, if this controller may:
+        it started it, or its runner stopped reporting (a crash; the step resumes
+        where the status says it stood). Returns when to look again while it runs
+        (None: no operation runs any more) and the app as it is now."""
+        silence = running_silence(app)
+        if silence is None:
+            return None, app
+        state = status_of(app).operation_state
+        assert state is not None
+        if state.runner != self.engine.identity and silence < STALE_RUNNING:
+            # A sync in progress elsewhere (the CLI, another replica): leave it,
+            # and look again once it should have reported.
+            return STALE_RUNNING - silence + 1, app
+        if state.runner != self.engine.identity:
+            log.info(
+                "event=operation_resumed app=%s runner=%s silent_for=%.0f",
+                app.name,
+                state.runner,
+                silence,
+            )
+        outcome = await self.engine.step(app)
+        fresh = await self._fresh(app)
+        if outcome is None:
+            return None, fresh
+        if outcome.result is None:
+            # Waiting on a gate: no worker is held. The watch cache queues the app
+            # as soon as an object it waits for changes; this is the backstop.
+            return OPERATION_POLL, fresh
+        self._finished(fresh, outcome.result, state.operation.automated, state.retry_count)
+        return None, fresh
+
+    async def _fresh(self, app: Application) -> Application:
+        fresh = await store.get_app(self.kube, app.name, app.namespace)
+        self.apps[app.name] = fresh.raw
+        return fresh
+
+    def _finished(
+        self, app: Application, result: SyncResult, automated: bool, retry_count: int
+    ) -> None:
+        self.hooks.sync_finished(app, result)
+        self.state.setdefault(app.name, _AppState()).last_sync_at = time.monotonic()
+        if automated and not result.ok:
+            policy = app.spec.sync_policy.retry
+            if retry_count < policy.limit:
+                self.queue.add_after(app.name, policy.delay(retry_count))
 
     async def _report_invalid_spec(self, obj: JSONDict, error: UserInputError) -> None:
         """An ``InvalidSpecError`` condition (Argo CD's name for it) with the sentence,
         written once: the status alone, since the spec cannot be parsed."""
         meta = obj.get("metadata") or {}
         name, namespace = str(meta.get("name", "")), str(meta.get("namespace") or self.namespace)
-        message = str(error)
         status = obj.get("status") or {}
-        conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
-        if any(
-            c.get("type") == "InvalidSpecError" and c.get("message") == message for c in conditions
-        ):
-            return
-        log.warning("event=invalid_spec app=%s/%s error=%s", namespace, name, message)
-        patch = {
-            "status": {
-                "sync": {"status": "Unknown"},
-                "conditions": [
-                    {
-                        "type": "InvalidSpecError",
-                        "message": message,
-                        "lastTransitionTime": store.now_iso(),
-                    }
-                ],
-                "reconciledAt": store.now_iso(),
-            }
-        }
         try:
-            written = await self.kube.merge_patch(
-                store.app_ref(name, namespace), patch, subresource="status"
+            written = await self.engine.report_invalid_spec(
+                name, namespace, status if isinstance(status, dict) else {}, str(error)
             )
         except GitmoorError as e:
             log.warning("event=status_write_failed app=%s/%s error=%s", namespace, name, e)
             return
+        if written is None:
+            return
+        log.warning("event=invalid_spec app=%s/%s error=%s", namespace, name, error)
         if name in self.apps:
             self.apps[name] = written
 
-    async def _run_operation(self, app: Application, op: dict[str, Any]) -> Application:
-        who = (op.get("initiatedBy") or {}).get("username", "controller")
+    async def _start_requested(self, app: Application, requested: dict[str, Any]) -> Application:
+        """Start the operation a user requested (Argo CD's ``operation`` field) and
+        clear the request: from here on the operation state carries it."""
         try:
-            if "rollback" in op:
-                self.hooks.sync_started(app, str(op["rollback"].get("id")), "rollback")
-                result = await self.engine.rollback(
-                    app, int(op["rollback"]["id"]), initiated_by=who
+            op = SyncOperation.from_dict(requested)
+            if op.rollback_id is not None:
+                entry, app = await self.engine.prepare_rollback(app, op.rollback_id)
+                source = entry.source if entry.source and entry.source.get("repoURL") else None
+                op = dataclasses.replace(op, revision=entry.revision, source=source)
+            running = running_silence(app)
+            if running is not None and running < STALE_RUNNING:
+                log.warning(
+                    "event=operation_refused app=%s reason=another_operation_running", app.name
                 )
             else:
-                revision = (op.get("sync") or {}).get("revision") or None
                 self.hooks.sync_started(
-                    app, revision or app.spec.source.target_revision, "operation"
+                    app, op.revision or app.spec.source.target_revision, "operation"
                 )
-                result = await self.engine.sync(
-                    app, _sync_options(app, op), revision=revision, initiated_by=who
-                )
+                app = await self.engine.start_sync(app, op)
         except ApiUnavailableError:
             raise  # the operation stays requested and runs again when the API is back
-        except (GitmoorError, ValueError, KeyError, TypeError) as e:
-            # A malformed operation or one that failed before it could start: record
-            # it and clear it, never leave it requested (that would loop).
+        except GitmoorError as e:
+            # A malformed request, or one that failed before it could start: record it
+            # and clear it, never leave it requested (that would loop).
             message = f"operation failed: {e}"
-            result = SyncResult("", Phase.FAILED, message)
-            fresh = await store.get_app(self.kube, app.name, app.namespace)
-            await store.patch_status(
-                self.kube,
-                fresh,
-                {
-                    "operationState": {
-                        "phase": Phase.FAILED.value,
-                        "message": message,
-                        "finishedAt": store.now_iso(),
-                    }
-                },
-            )
-        self.hooks.sync_finished(app, result)
-        self.state.setdefault(app.name, _AppState()).last_sync_at = time.monotonic()
-        fresh = await store.get_app(self.kube, app.name, app.namespace)
-        cleared = await store.set_operation(self.kube, fresh, None)
+            self.hooks.sync_finished(app, SyncResult("", Phase.FAILED, message))
+            await self.engine.refuse_request(app, message)
+        cleared = await store.set_operation(self.kube, app, None)
         self.apps[app.name] = cleared.raw  # not the stale copy that still has the operation
         return cleared
 
-    async def _resume_interrupted(self, app: Application) -> None:
-        """Finish what a dead controller left Running: an automated app syncs again
-        (writing nothing that is already in place, and recording the outcome);
-        a manual sync is marked failed, for its user to run again."""
-        auto = app.spec.sync_policy.automated
-        log.info("event=operation_interrupted app=%s automated=%s", app.name, auto is not None)
-        if auto is not None and not app.spec.sync_policy.suspended:
-            commit = await self.engine.resolve(app)
-            await self._auto_sync(app, commit, "resume-interrupted")
-            return
-        op_state = dict(app.status.get("operationState") or {})
-        op_state.update(
-            phase=Phase.ERROR.value,
-            message="interrupted: the controller stopped during this sync; run it again",
-            finishedAt=store.now_iso(),
-        )
-        await store.patch_status(self.kube, app, {"operationState": op_state})
-
     async def _automate(self, app: Application, comparison: Comparison) -> None:
-        auto = app.spec.sync_policy.automated
-        if auto is None or app.spec.sync_policy.suspended or comparison.sync.value != "OutOfSync":
-            return
-        commit = comparison.revision
-        op_state = app.status.get("operationState") or {}
-        last_rev = ((op_state.get("syncResult") or {}).get("revision")) or ""
-        history = app.status.get("history") or []
-        deployed = str(history[-1].get("revision", "")) if history else ""
+        """Carry out what ``decide`` says of the app (the rules live there, with their
+        golden cases): sync now, look again after a delay, or leave it."""
+        st = self.state.setdefault(app.name, _AppState())
+        last = LastSync.from_status(app.status, at=st.last_sync_at)
+        decision = decide(
+            app,
+            ComparisonSummary.of(comparison),
+            last,
+            time.monotonic(),
+            self_heal_debounce=self.self_heal_debounce,
+            error_backoff=self._peek_backoff(app.name),
+        )
+        if decision.reason is Reason.RETRY_AFTER_ERROR:
+            # As it always was: the retry counts as one failure in the app's backoff
+            # (reset by the next refresh that completes).
+            self.queue.backoff(app.name)
+        if decision.action is Move.SYNC:
+            await self._auto_sync(
+                app, comparison.revision, decision.reason.value, retry_count=decision.retry_count
+            )
+        elif decision.action is Move.WAIT:
+            self.queue.add_after(app.name, decision.delay)
+        elif decision.reason is Reason.RETRIES_EXHAUSTED:
+            # The one skip worth a line at info: the app stays OutOfSync until a push
+            # or a manual sync; the others repeat at every refresh.
+            log.info(
+                "event=auto_sync_skipped app=%s reason=%s revision=%s attempts=%d",
+                app.name,
+                decision.reason.value,
+                comparison.revision[:12],
+                last.retry_count,
+            )
 
-        out_of_sync = [r for r in comparison.resources if r.sync.value == "OutOfSync"]
-        if not auto.prune and out_of_sync and all(r.requires_pruning for r in out_of_sync):
-            # Argo CD: "need to prune extra resources only but automated prune is
-            # disabled" - syncing would change nothing and only fill the history.
-            return
-        if last_rev == commit and op_state.get("phase") == Phase.ERROR.value:
-            # An outage (git, API server) cut it off: not the manifest's fault, so it
-            # is retried with the app's backoff whatever syncPolicy.retry says.
-            since = time.monotonic() - self.state.setdefault(app.name, _AppState()).last_sync_at
-            wait = min(self.queue.backoff(app.name), 60.0) - since
-            if wait > 0:
-                self.queue.add_after(app.name, wait)
-                return
-            await self._auto_sync(app, commit, "retry-after-error")
-            return
-        if last_rev == commit and op_state.get("phase") == Phase.FAILED.value:
-            policy = app.spec.sync_policy.retry
-            attempts = int(op_state.get("retryCount") or 0)
-            if attempts >= policy.limit:
-                log.info(
-                    "event=auto_sync_skipped app=%s reason=failed_at_commit revision=%s "
-                    "attempts=%d",
-                    app.name,
-                    commit[:12],
-                    attempts,
-                )
-                return
-            since = time.monotonic() - self.state.setdefault(app.name, _AppState()).last_sync_at
-            wait = policy.delay(attempts) - since
-            if wait > 0:
-                self.queue.add_after(app.name, wait)
-                return
-            await self._auto_sync(app, commit, "retry", retry_count=attempts + 1)
-            return
-
-        if commit == deployed:
-            if not auto.self_heal:
-                return  # drift is only reported: Argo CD's behaviour without selfHeal
-            since = time.monotonic() - self.state.setdefault(app.name, _AppState()).last_sync_at
-            if since < self.self_heal_debounce:
-                self.queue.add_after(app.name, self.self_heal_debounce - since)
-                return
-            await self._auto_sync(app, commit, "self-heal")
-            return
-        await self._auto_sync(app, commit, "new-commit")
+    def _peek_backoff(self, name: str) -> float:
+        """The app's next backoff delay, without counting a failure (``decide`` may
+        not use it)."""
+        q = self.queue
+        return float(min(q.base_delay * 2.0 ** q.failures(name), q.max_delay))
 
     async def _auto_sync(
         self, app: Application, commit: str, reason: str, *, retry_count: int = 0
     ) -> None:
+        """Start an automated sync of ``commit`` and take its first step at once: an
+        app whose objects need no wait is synced within this pass."""
         auto = app.spec.sync_policy.automated
         assert auto is not None
         # Fields other managers took are taken back (self-heal means "equal to
@@ -478,17 +471,14 @@ class Controller:
         options = SyncOptions.for_app(app)
         log.info("event=auto_sync app=%s revision=%s reason=%s", app.name, commit[:12], reason)
         self.hooks.sync_started(app, commit, reason)
-        result = await self.engine.sync(app, options, revision=commit, initiated_by="automated")
-        self.state.setdefault(app.name, _AppState()).last_sync_at = time.monotonic()
-        self.hooks.sync_finished(app, result)
-        if not result.ok:
-            fresh = await store.get_app(self.kube, app.name, app.namespace)
-            op_state = dict(fresh.status.get("operationState") or {})
-            op_state["retryCount"] = retry_count
-            await store.patch_status(self.kube, fresh, {"operationState": op_state})
-            policy = app.spec.sync_policy.retry
-            if retry_count < policy.limit:
-                self.queue.add_after(app.name, policy.delay(retry_count))
+        op = SyncOperation(
+            revision=commit, prune=options.prune, initiated_by="automated", automated=True
+        )
+        app = await self.engine.start_sync(app, op, options=options, retry_count=retry_count)
+        self.apps[app.name] = app.raw
+        running, _ = await self._step_operation(app)
+        if running is not None:
+            self.queue.add_after(app.name, running)
 
     async def worker(self) -> None:
         while True:
@@ -509,39 +499,29 @@ class Controller:
     # ------------------------------------------------------------------ watching apps
 
     async def watch_apps(self) -> None:
-        ar = await self.kube.resource(GROUP, VERSION, KIND)
+        """Start watching the Applications (``app_cache``, which feeds ``app_changed``)
+        and return once their first list is in. Until the kind can be listed (the CRD
+        not installed yet, the API server down, no RBAC for it) it tries again, at
+        most 10 s apart; from then on the cache's own task watches and relists."""
+        ref = ObjectRef(GROUP, VERSION, KIND, self.namespace, "-")
         delay = 1.0
-        while True:
-            try:
-                listed = await self.kube.list(ar, self.namespace)
-                seen = set()
-                for obj in listed.items:
-                    seen.add(obj["metadata"]["name"])
-                    self.app_changed(obj)
-                for gone in set(self.apps) - seen:
-                    self.app_changed({"metadata": {"name": gone}}, deleted=True)
-                self.synced_apps.set()
-                rv = listed.resource_version
-                while True:
-                    ended_with_error = False
-                    async for ev in self.kube.watch(ar, self.namespace, resource_version=rv):
-                        if ev.type == "ERROR":
-                            ended_with_error = True
-                            break
-                        rv = ev.object.get("metadata", {}).get("resourceVersion", rv)
-                        if ev.type in ("ADDED", "MODIFIED"):
-                            self.app_changed(ev.object)
-                        elif ev.type == "DELETED":
-                            self.app_changed(ev.object, deleted=True)
-                    delay = 1.0
-                    if ended_with_error:
-                        break  # 410 Gone: relist
-            except GitmoorError as e:
-                log.warning(
-                    "event=watch_failed resource=applications error=%s retry_in=%.0f", e, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+        while not await self.app_cache.ensure(ref):
+            log.warning("event=watch_failed resource=applications retry_in=%.0f", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _apps_listed(self, group_kind: tuple[str, str]) -> None:
+        """A list of the Applications is in (the first, or a relist): every app in it
+        is looked at, and an app missing from it (deleted while the watch was down)
+        is forgotten."""
+        listed = self.app_cache.items(GROUP, KIND)
+        seen = set()
+        for obj in listed:
+            seen.add((obj.get("metadata") or {}).get("name", ""))
+            self.app_changed(obj)
+        for gone in set(self.apps) - seen:
+            self.app_changed({"metadata": {"name": gone}}, deleted=True)
+        self.synced_apps.set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -580,7 +560,7 @@ class Controller:
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            for cache in [*self.caches.values(), self.secrets, self.projects]:
+            for cache in [*self.caches.values(), self.secrets, self.projects, self.app_cache]:
                 await cache.aclose()
             if self.shards is not None:
                 await self.shards.release()

@@ -36,13 +36,13 @@ from gitmoor.controller.webhook import (
     touches,
     webhook_router,
 )
-from gitmoor.engine.clusters import ClusterRegistry
 from gitmoor.model import GitmoorError, ObjectRef
 from gitmoor.model.application import Application, parse_application
+from gitmoor.settings.clusters import ClusterRegistry
 
 if TYPE_CHECKING:
     from gitmoor.controller.ratelimit import RefreshLimits
-    from gitmoor.engine.sync import SyncResult
+    from gitmoor.engine import SyncResult
     from gitmoor.kube import KubeClient
 
 log = logging.getLogger("gitmoor.controller")

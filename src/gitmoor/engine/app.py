@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -18,18 +19,47 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from gitmoor.engine import projects, store
-from gitmoor.engine.compare import Comparison, DryRunCache, compare_app, is_hook
+from gitmoor.engine import inventory as inventory_store
+from gitmoor.engine import operation, projects, store
+from gitmoor.engine.compare import Comparison, DryRunCache, compare_app, ignore_rules, is_hook
+from gitmoor.engine.normalize import ResourceDiff
 from gitmoor.engine.plan import annotation_warnings, directives
-from gitmoor.engine.prepare import PrepareOptions, owned_by, prepare
-from gitmoor.engine.repos import credentials_for, load_credentials
-from gitmoor.engine.sync import Phase, SyncEvent, SyncOptions, SyncResult, run_sync
-from gitmoor.kube import ConflictError
-from gitmoor.model import GitmoorError, Manifest, ObjectRef, RetryableError, UserInputError
+from gitmoor.engine.prepare import PrepareOptions, prepare
+from gitmoor.engine.prune import Deletion, delete_owned
+from gitmoor.engine.sync import (
+    Phase,
+    StepOutcome,
+    SyncContext,
+    SyncEvent,
+    SyncOptions,
+    SyncResult,
+    parse_time,
+)
+from gitmoor.model import (
+    GitmoorError,
+    JSONDict,
+    Manifest,
+    ObjectRef,
+    RetryableError,
+    UserInputError,
+)
 from gitmoor.model.application import DEFAULT_NAMESPACE, Application, parse_application
 from gitmoor.model.project import IN_CLUSTER_SERVER, AppProject, ProjectViolation
+from gitmoor.model.status import (
+    STATUS_RESOURCE_BOUND,
+    HistoryEntry,
+    OperationState,
+    Progress,
+    ResultEntry,
+    SyncOperation,
+    SyncResultSummary,
+    bounded,
+    ref_of,
+    summary_of,
+)
 from gitmoor.render import RenderCache, RenderOptions
 from gitmoor.settings import get_project
+from gitmoor.settings.repos import credentials_for, load_credentials
 from gitmoor.source import checkout_async, resolve_tagged_async
 
 if TYPE_CHECKING:
@@ -43,6 +73,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("gitmoor.engine")
 #: how often a running sync renews operationState.heartbeatAt
 HEARTBEAT_SECONDS = 10.0
+#: a Running operation whose heartbeat is older than this was cut off (a step
+#: renews it every 10 s, and a waiting operation is stepped every few seconds)
+STALE_RUNNING = 45.0
 T = TypeVar("T")
 
 
@@ -79,7 +112,12 @@ class Engine:
     namespace: str = DEFAULT_NAMESPACE
     clusters: ClusterResolver | None = None
     caches: dict[str, ClusterCache] = field(default_factory=dict)
-    dry_runs: DryRunCache | None = None
+    #: verdicts of dry-runs and applies by (object, live resourceVersion, content):
+    #: the refresh after a sync needs no dry-run of what the sync wrote
+    dry_runs: DryRunCache | None = field(default_factory=DryRunCache)
+    #: called with (step name, seconds) after each part of an operation: the
+    #: benchmark's timings ("prepare", "step", "finish")
+    on_step: Callable[[str, float], None] | None = None
     #: who runs syncs here, written into operationState.runner
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: called with (repo URL, "ls-remote" | "fetch", seconds, failed) after each git request
@@ -93,6 +131,21 @@ class Engine:
     #: by commit (the controller resolves, then syncs that commit) still knows the
     #: tag the commit was chosen by, without another ls-remote
     _tags: dict[tuple[str, str], tuple[str, str | None]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    #: operations stepped in this process, by (namespace, app, startedAt): their
+    #: contexts keep the results so far; another process rebuilds one from status
+    _contexts: dict[tuple[str, str, str], SyncContext] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    #: the options a caller of ``sync`` gave (timeouts, waits) for its operation
+    _options: dict[tuple[str, str, str], SyncOptions] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    #: (namespace, app, digest) of the kept verdicts loaded into ``dry_runs``
+    _seeded: set[tuple[str, str, str]] = field(default_factory=set, init=False, repr=False)
+    #: a desired state computed while the operation's start was written
+    _prefetched: dict[tuple[str, str, str], asyncio.Task[Desired]] = field(
         default_factory=dict, init=False, repr=False
     )
 
@@ -227,75 +280,157 @@ class Engine:
 
     # ------------------------------------------------------------ refresh
 
-    async def refresh(self, app: Application) -> tuple[Application, Comparison | None]:
-        """Recompute sync and health status and write them to the app's status."""
+    async def refresh(
+        self, app: Application, *, desired: Desired | None = None
+    ) -> tuple[Application, Comparison | None]:
+        """Recompute sync and health status and write them to the app's status.
+
+        ``desired``: the app's desired state at its target, when the caller has it
+        (the sync that just ran): no second resolve, checkout or render."""
         started = time.monotonic()
+        status, comparison = await self._compared(app, desired)
+        if comparison is not None:
+            log.info(
+                "event=refreshed app=%s/%s revision=%s sync=%s health=%s resources=%d seconds=%.3f",
+                app.namespace,
+                app.name,
+                comparison.revision[:12],
+                comparison.sync.value,
+                comparison.health.status.value,
+                len(comparison.resources),
+                time.monotonic() - started,
+            )
+        if _same_status(app.status, status):
+            # Nothing but the time changed: no write, so an idle controller makes
+            # no API request beyond its watches. reconciledAt is the time the
+            # status last changed.
+            return app, comparison
+        return await operation.refreshed(self.kube, app, status), comparison
+
+    async def _compared(
+        self,
+        app: Application,
+        desired: Desired | None = None,
+        known: dict[ObjectRef, JSONDict] | None = None,
+    ) -> tuple[JSONDict, Comparison | None]:
+        """The status a refresh writes, and its comparison (None after an error)."""
         try:
-            desired = await self.desired(app)
+            await self._seed_verdicts(app)
+            if desired is None:
+                desired = await self.desired(app)
             dest = await self.dest(app)
             comparison = await compare_app(
                 app,
                 desired.revision,
                 desired.manifests,
                 dest,
-                inventory(app),
+                await self.inventory_refs(app),
                 cache=self.cache_for(app),
                 dry_runs=self.dry_runs,
                 dry_run_as=await self._acting_client(app, desired),
+                known=known,
             )
         except GitmoorError as e:
             log.info("event=comparison_error app=%s/%s error=%s", app.namespace, app.name, e)
-            error_status: dict[str, Any] = {
+            return {
                 "sync": {
                     "status": "Unknown",
-                    "revision": app.status.get("sync", {}).get("revision", ""),
+                    "revision": operation.status_of(app).sync_revision,
                 },
                 # Argo CD's type for an app its project does not permit.
-                "conditions": _conditions(
+                "conditions": operation.conditions(
                     app,
                     "InvalidSpecError" if isinstance(e, ProjectViolation) else "ComparisonError",
                     str(e),
                 ),
                 "reconciledAt": store.now_iso(),
-            }
-            if _same_status(app.status, error_status):
-                return app, None
-            return await store.patch_status(self.kube, app, error_status), None
-        conditions = _conditions(app, None, "")
+            }, None
+        conditions = operation.conditions(app, None, "")
         if not desired.manifests:
-            conditions = _conditions(
+            conditions = operation.conditions(
                 app,
                 "ComparisonWarning",
                 "the render produced no objects; nothing is pruned unless allowEmpty is set",
             )
         elif desired.warnings:
-            conditions = _conditions(app, "ComparisonWarning", _warning_text(desired.warnings))
-        status: dict[str, Any] = {
+            conditions = operation.conditions(
+                app, "ComparisonWarning", _warning_text(desired.warnings)
+            )
+        entries = [r.to_dict() for r in comparison.resources]
+        status: JSONDict = {
             "sync": {"status": comparison.sync.value, "revision": desired.revision},
             "health": {
                 "status": comparison.health.status.value,
                 "message": comparison.health.message,
             },
-            "resources": [r.to_dict() for r in comparison.resources],
+            **await self._resources_status(app, entries),
             "conditions": conditions,
             "reconciledAt": store.now_iso(),
         }
-        log.info(
-            "event=refreshed app=%s/%s revision=%s sync=%s health=%s resources=%d seconds=%.3f",
-            app.namespace,
-            app.name,
-            desired.revision[:12],
-            comparison.sync.value,
-            comparison.health.status.value,
-            len(comparison.resources),
-            time.monotonic() - started,
+        return status, comparison
+
+    async def _resources_status(self, app: Application, entries: list[JSONDict]) -> JSONDict:
+        """``resources`` (all of them, or the worst ``STATUS_RESOURCE_BOUND`` with the
+        rest in the inventory), ``summary`` and the inventory pointer."""
+        typed = operation.resource_entries(entries)
+        out: JSONDict = {"summary": summary_of(typed)}
+        previous = operation.status_of(app).inventory_ref("resources")
+        if len(entries) <= STATUS_RESOURCE_BOUND:
+            out["resources"] = entries
+            if previous is not None:
+                await inventory_store.delete_inventory(self.kube, app.name, app.namespace)
+                out["inventory"] = {"resources": None}
+            return out
+        out["resources"] = [e.to_dict() for e in bounded(typed)]
+        pointer = await inventory_store.write_inventory(
+            self.kube, app, "resources", entries, previous=previous
         )
-        if _same_status(app.status, status):
-            # Nothing but the time changed: no write, so an idle controller makes
-            # no API request beyond its watches. reconciledAt is the time the
-            # status last changed.
-            return app, comparison
-        return await store.patch_status(self.kube, app, status), comparison
+        out["inventory"] = {"resources": pointer.to_dict()}
+        return out
+
+    async def inventory_refs(self, app: Application) -> list[ObjectRef]:
+        """What the app applied before, the set a prune is computed against: its
+        resources in the inventory (Argo CD keeps the same list in the status)."""
+        return [r for r in (ref_of(e) for e in await self.resources(app)) if r is not None]
+
+    async def resources(self, app: Application) -> list[JSONDict]:
+        """Every object of the app as the last refresh compared it: the one way to
+        read them (``app get``, the API), wherever they are kept."""
+        pointer = operation.status_of(app).inventory_ref("resources")
+        if pointer is None:
+            return [r for r in app.status.get("resources") or [] if isinstance(r, dict)]
+        return await inventory_store.read_inventory(self.kube, app.name, app.namespace, pointer)
+
+    async def sync_results(self, app: Application) -> list[JSONDict]:
+        """Every per-object result of the app's last sync."""
+        state = operation.status_of(app)
+        pointer = state.inventory_ref("operation")
+        if pointer is not None:
+            return await inventory_store.read_inventory(self.kube, app.name, app.namespace, pointer)
+        op = state.operation_state
+        if op is None or op.sync_result is None:
+            return []
+        return [r.to_dict() for r in op.sync_result.resources]
+
+    async def diff(
+        self, app: Application, *, revision: str | None = None, desired: Desired | None = None
+    ) -> Comparison:
+        """Compare the app at ``revision`` (default: its target; or as ``desired``)
+        with the cluster, writing nothing: ``gitmoor app diff``. Objects whose kept
+        verdict still holds (same content, same resourceVersion) need no dry-run."""
+        await self._seed_verdicts(app)
+        if desired is None:
+            desired = await self.desired(app, revision)
+        return await compare_app(
+            app,
+            desired.revision,
+            desired.manifests,
+            await self.dest(app),
+            await self.inventory_refs(app),
+            cache=self.cache_for(app),
+            dry_runs=self.dry_runs,
+            dry_run_as=await self._acting_client(app, desired),
+        )
 
     # ------------------------------------------------------------ sync
 
@@ -308,88 +443,441 @@ class Engine:
         initiated_by: str = "",
         progress: Callable[[SyncEvent], None] | None = None,
         record: bool = True,
+        automated: bool = False,
+        retry_count: int = 0,
+        poll: float = 0.5,
+        _source: JSONDict | None = None,
+        _rollback_id: int | None = None,
     ) -> SyncResult:
-        """Sync the app (to ``revision``, default its target) and record the outcome."""
+        """Sync the app (to ``revision``, default its target) and record the outcome:
+        start an operation, then take its steps here until it ends, ``poll`` seconds
+        apart while it waits. ``gitmoor app sync`` runs this; the controller takes
+        one step per pass instead (``start_sync``, ``step``)."""
         options = options or SyncOptions.for_app(app)
-        started_at = store.now_iso()
-        started = time.monotonic()
-        heartbeat: asyncio.Task[None] | None = None
-        if record and not options.dry_run:
-            await store.patch_status(
-                self.kube,
-                app,
-                {
-                    "operationState": {
-                        "phase": Phase.RUNNING.value,
-                        "message": "sync in progress",
-                        "startedAt": started_at,
-                        "heartbeatAt": started_at,
-                        "runner": self.identity,
-                        "operation": {
-                            "sync": {"revision": revision or app.spec.source.target_revision},
-                            "initiatedBy": {"username": initiated_by},
-                        },
-                        # A merge patch keeps keys it does not name: clear the last run's.
-                        "finishedAt": None,
-                        "syncResult": None,
-                    }
-                },
-            )
-            heartbeat = asyncio.create_task(self._heartbeat(app))
-        try:
-            result = await self._sync_body(app, options, revision, progress)
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError, GitmoorError):
-                    await heartbeat
-        log.info(
-            "event=synced app=%s/%s revision=%s phase=%s dry_run=%s seconds=%.3f message=%r",
-            app.namespace,
-            app.name,
-            result.revision[:12],
-            result.phase.value,
-            options.dry_run,
-            time.monotonic() - started,
-            result.message,
+        if not record or options.dry_run:
+            return await self._unrecorded(app, options, revision, progress, _source, poll)
+        op = SyncOperation(
+            revision=revision or "",
+            prune=options.prune,
+            force_conflicts=options.force_conflicts,
+            resources=tuple(sorted(options.only)) if options.only is not None else None,
+            initiated_by=initiated_by,
+            automated=automated,
+            rollback_id=_rollback_id,
+            source=_source,
         )
-        if record and not options.dry_run:
-            await self._record(
-                app, result, started_at, initiated_by, revision, full=options.only is None
-            )
-            # Status follows at once: a user reading `app get` after a sync sees its outcome.
-            with contextlib.suppress(GitmoorError):
-                await self.refresh(await store.get_app(self.kube, app.name, app.namespace))
-        return result
+        # The Running write and the resolve, checkout and render overlap.
+        desired_task = asyncio.create_task(self._desired_for(app, op, None))
+        try:
+            app = await self.start_sync(app, op, options=options, retry_count=retry_count)
+        except BaseException:
+            desired_task.cancel()
+            with contextlib.suppress(BaseException):
+                await desired_task
+            raise
+        self._prefetched[self._key(app)] = desired_task
+        said = ""
+        while True:
+            outcome = await self.step(app, progress=progress)
+            if outcome is not None and outcome.result is None and outcome.message != said:
+                said = outcome.message
+                if progress is not None:
+                    progress(SyncEvent("wait", said))
+            if outcome is None:
+                state = operation.status_of(app).operation_state
+                phase = state.phase if state is not None else Phase.ERROR
+                return SyncResult(revision or "", phase, state.message if state else "")
+            if outcome.result is not None:
+                return outcome.result
+            await asyncio.sleep(poll)
+            app = await store.get_app(self.kube, app.name, app.namespace)
 
-    async def _sync_body(
+    async def _unrecorded(
         self,
         app: Application,
         options: SyncOptions,
         revision: str | None,
         progress: Callable[[SyncEvent], None] | None,
+        source: JSONDict | None,
+        poll: float,
     ) -> SyncResult:
+        """A dry run (or a sync nobody records): stepped in memory, nothing written
+        to the app's status."""
+        op = SyncOperation(revision=revision or "", source=source)
         try:
-            desired = await self.desired(app, revision)
-            kube = await self._acting_client(app, desired)
+            desired = await self._desired_for(app, op, None)
+            ctx = await self._new_context(app, op, desired, options, progress, None, None)
         except RetryableError as e:
             return SyncResult(revision or "", Phase.ERROR, str(e))
         except GitmoorError as e:
             return SyncResult(revision or "", Phase.FAILED, str(e))
-        else:
-            return await run_sync(
-                app,
-                desired.revision,
-                desired.manifests,
-                kube,
-                inventory=inventory(app),
-                options=options,
-                progress=progress,
-                cache=self.cache_for(app),
-                dry_runs=self.dry_runs,
-                claims=self.still_declares,
-                version=desired.tag,
+        while True:
+            outcome = await ctx.step()
+            if outcome.result is not None:
+                return outcome.result
+            await asyncio.sleep(poll)
+
+    async def start_sync(
+        self,
+        app: Application,
+        op: SyncOperation,
+        *,
+        options: SyncOptions | None = None,
+        retry_count: int = 0,
+    ) -> Application:
+        """Start an operation: ``operationState`` Running, owned by this engine.
+
+        Refused while another operation runs (Argo CD: "another operation is
+        already in progress"), unless that one stopped reporting (its runner died)."""
+        current = operation.status_of(app).operation_state
+        if current is not None and current.phase in (Phase.RUNNING, Phase.TERMINATING):
+            silence = running_silence(app)
+            if silence is not None and silence < STALE_RUNNING:
+                raise UserInputError(
+                    f"application {app.name}: another operation is already in progress "
+                    f"(started {current.started_at} by {current.runner or 'unknown'}); "
+                    f"wait for it or stop it with `gitmoor app terminate-op {app.name}`"
+                )
+        app = await operation.started(self.kube, app, op, self.identity, retry_count=retry_count)
+        if options is not None:
+            self._options[self._key(app)] = options
+        return app
+
+    def _key(self, app: Application) -> tuple[str, str, str]:
+        state = operation.status_of(app).operation_state
+        return (app.namespace, app.name, state.started_at if state else "")
+
+    async def step(
+        self, app: Application, *, progress: Callable[[SyncEvent], None] | None = None
+    ) -> StepOutcome | None:
+        """Take the next step of the app's running operation (None: none runs).
+
+        Everything the step needs is in the app's ``operationState``: in this
+        process the context of the last step is reused (its results so far); any
+        other process rebuilds it from there."""
+        state = operation.status_of(app).operation_state
+        if state is None or state.phase not in (Phase.RUNNING, Phase.TERMINATING):
+            return None
+        key = self._key(app)
+        ctx = self._contexts.get(key)
+        t0 = time.monotonic()
+        if state.phase is Phase.TERMINATING:
+            # Argo CD's terminate-op: the operation ends Failed between steps.
+            return await self._end(
+                app, state, ctx, self._outcome(state, ctx, Phase.FAILED, "operation terminated")
             )
+        if ctx is None:
+            try:
+                prefetched = self._prefetched.pop(key, None)
+                desired = await self._desired_for(app, state.operation, state, prefetched)
+                ctx = await self._new_context(
+                    app,
+                    state.operation,
+                    desired,
+                    self._options.get(key),
+                    progress,
+                    state,
+                    desired,
+                )
+            except RetryableError as e:
+                return await self._end(
+                    app, state, None, self._outcome(state, None, Phase.ERROR, str(e))
+                )
+            except GitmoorError as e:
+                return await self._end(
+                    app, state, None, self._outcome(state, None, Phase.FAILED, str(e))
+                )
+            self._observe("prepare", t0)
+        elif progress is not None:
+            ctx.runner.progress = progress
+        t1 = time.monotonic()
+        beat = asyncio.create_task(self._heartbeat(app))
+        try:
+            outcome = await ctx.step()
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, GitmoorError):
+                await beat
+        self._observe("step", t1)
+        if outcome.result is not None:
+            return await self._end(app, state, ctx, outcome)
+        self._contexts[key] = ctx
+        waiting = dataclasses.replace(
+            state, message=outcome.message, progress=outcome.progress, runner=self.identity
+        )
+        silence = running_silence(app)
+        if (
+            waiting.message != state.message
+            or waiting.progress != state.progress
+            or waiting.runner != state.runner
+            or (silence is not None and silence >= HEARTBEAT_SECONDS)
+        ):
+            await operation.progressed(
+                self.kube, app, dataclasses.replace(waiting, heartbeat_at=store.now_iso())
+            )
+        return outcome
+
+    def _outcome(
+        self, state: OperationState, ctx: SyncContext | None, phase: Phase, message: str
+    ) -> StepOutcome:
+        progress = state.progress or Progress()
+        revision = ctx.revision if ctx is not None else progress.commit
+        results = ctx.results if ctx is not None else ()
+        return StepOutcome(phase, message, progress, SyncResult(revision, phase, message, results))
+
+    async def _desired_for(
+        self,
+        app: Application,
+        op: SyncOperation,
+        state: OperationState | None,
+        prefetched: asyncio.Task[Desired] | None = None,
+    ) -> Desired:
+        """The desired state an operation syncs: its pinned commit once it has one
+        (a resumed sync syncs what it started with), else its revision."""
+        if prefetched is not None:
+            return await prefetched
+        source_app = _with_source(app, op.source)
+        progress = state.progress if state is not None else None
+        if progress is not None and progress.commit:
+            desired = await self.desired(source_app, progress.commit)
+            if progress.tag and desired.tag is None:
+                desired = dataclasses.replace(desired, tag=progress.tag)
+            return desired
+        return await self.desired(source_app, op.revision or None)
+
+    async def _new_context(
+        self,
+        app: Application,
+        op: SyncOperation,
+        desired: Desired,
+        options: SyncOptions | None,
+        progress: Callable[[SyncEvent], None] | None,
+        state: OperationState | None,
+        _: Desired | None,
+    ) -> SyncContext:
+        source_app = _with_source(app, op.source)
+        started = parse_time(state.started_at) if state is not None else None
+        await self._seed_verdicts(app)
+        ctx = SyncContext(
+            source_app,
+            desired.revision,
+            desired.manifests,
+            await self._acting_client(source_app, desired),
+            inventory=await self.inventory_refs(app),
+            options=options or options_for(app, op),
+            progress=progress,
+            cache=self.cache_for(app),
+            dry_runs=self.dry_runs,
+            claims=self.still_declares,
+            version=desired.tag,
+            started=started,
+            state=state.progress if state is not None else None,
+        )
+        ctx.desired_state = desired
+        return ctx
+
+    async def _end(
+        self,
+        app: Application,
+        state: OperationState,
+        ctx: SyncContext | None,
+        outcome: StepOutcome,
+    ) -> StepOutcome:
+        """Record the operation's end, its history entry and the refreshed status,
+        in one write when the sync's own desired state can serve the refresh."""
+        key = self._key(app)
+        self._contexts.pop(key, None)
+        self._options.pop(key, None)
+        result = outcome.result
+        assert result is not None
+        op = state.operation
+        t0 = time.monotonic()
+        results = [r.to_dict() for r in result.resources]
+        typed = [e for e in (ResultEntry.from_dict(r) for r in results) if e]
+        summary_entries = typed
+        pointer_patch: JSONDict = {}
+        if len(typed) > STATUS_RESOURCE_BOUND:
+            failed_first = sorted(
+                range(len(typed)),
+                key=lambda i: (typed[i].status not in ("failed", "hook-failed"), i),
+            )[:STATUS_RESOURCE_BOUND]
+            summary_entries = [typed[i] for i in sorted(failed_first)]
+            pointer = await inventory_store.write_inventory(
+                self.kube,
+                app,
+                "operation",
+                results,
+                previous=operation.status_of(app).inventory_ref("operation"),
+            )
+            pointer_patch = {"operation": pointer.to_dict()}
+        elif operation.status_of(app).inventory_ref("operation") is not None:
+            pointer_patch = {"operation": None}
+        final = dataclasses.replace(
+            state,
+            phase=outcome.phase,
+            message=outcome.message,
+            finished_at=store.now_iso(),
+            heartbeat_at=store.now_iso(),
+            runner=self.identity,
+            progress=outcome.progress,
+            sync_result=SyncResultSummary(
+                result.revision, tuple(summary_entries), len(typed), op.source
+            ),
+        )
+        history = None
+        if result.ok and op.resources is None:
+            # Only a full sync deploys a revision (Argo CD records the same way): a
+            # selective sync in history would pass for a complete deploy of it.
+            history = operation.history_after(
+                app,
+                result.revision,
+                state.started_at,
+                op.initiated_by,
+                op.source or app.spec.source.to_dict(),
+            )
+        # The sync's desired state serves the refresh that follows when it synced
+        # the target: no second resolve, checkout and render, and one status write.
+        desired = getattr(ctx, "desired_state", None) if ctx is not None else None
+        same_target = op.source is None and (
+            op.automated or op.revision in ("", app.spec.source.target_revision)
+        )
+        refreshed: JSONDict | None = None
+        comparison: Comparison | None = None
+        if desired is not None and same_target:
+            with contextlib.suppress(GitmoorError):
+                refreshed, comparison = await self._compared(
+                    app, desired, ctx.live if ctx is not None else None
+                )
+        wrote = any(r.action.value in ("created", "configured", "pruned") for r in result.resources)
+        has_verdicts = operation.status_of(app).inventory_ref("verdicts") is not None
+        if (
+            desired is not None
+            and comparison is not None
+            and not op.dry_run
+            and (wrote or not has_verdicts)
+        ):
+            # Kept when the sync wrote something: a sync that changed nothing
+            # writes nothing, its own records included.
+            with contextlib.suppress(GitmoorError):
+                pointer_patch.update(await self._keep_verdicts(app, desired, comparison))
+        if pointer_patch:
+            refreshed = {
+                **(refreshed or {}),
+                "inventory": {**(refreshed or {}).get("inventory", {}), **pointer_patch},
+            }
+        log.info(
+            "event=synced app=%s/%s revision=%s phase=%s seconds=%.3f message=%r",
+            app.namespace,
+            app.name,
+            result.revision[:12],
+            outcome.phase.value,
+            time.monotonic() - t0,
+            result.message,
+        )
+        written = await operation.finished(
+            self.kube, app, final, history=history, refreshed=refreshed
+        )
+        if comparison is None:
+            # Status follows at once: a user reading `app get` after a sync sees its outcome.
+            with contextlib.suppress(GitmoorError):
+                await self.refresh(written)
+        self._observe("finish", t0)
+        return outcome
+
+    async def _keep_verdicts(
+        self, app: Application, desired: Desired, comparison: Comparison
+    ) -> JSONDict:
+        """Keep the sync's verdicts (object, live resourceVersion, digest of the
+        rendered content: ``DryRunCache.key``) in the app's inventory, so that a
+        fresh process (a CLI re-sync or ``app diff``, a restarted controller) needs
+        a dry-run only for objects whose content or resourceVersion moved since.
+
+        Only "unchanged" verdicts are kept: a change is dry-run again anyway, to
+        show its diff. Who can write ConfigMaps in the Applications' namespace can
+        forge a verdict and make gitmoor skip an object's apply until it changes:
+        the same people who can edit the Applications there."""
+        if self.dry_runs is None:
+            return {}
+        salt = repr(ignore_rules(app))
+        entries: list[JSONDict] = []
+        for m in desired.manifests:
+            live = comparison.live.get(m.ref)
+            if live is None or is_hook(m):
+                continue
+            key = DryRunCache.key(m, live, salt)
+            verdict = self.dry_runs.get(key)
+            if verdict is not None and not verdict.changed:
+                entries.append({"key": list(key)})
+        previous = operation.status_of(app).inventory_ref("verdicts")
+        pointer = await inventory_store.write_inventory(
+            self.kube, app, "verdicts", entries, previous=previous
+        )
+        return {} if pointer == previous else {"verdicts": pointer.to_dict()}
+
+    async def _seed_verdicts(self, app: Application) -> None:
+        """Load the verdicts the app's last sync kept (once per process and write)."""
+        pointer = operation.status_of(app).inventory_ref("verdicts")
+        if self.dry_runs is None or pointer is None:
+            return
+        seen = (app.namespace, app.name, pointer.digest)
+        if seen in self._seeded:
+            return
+        self._seeded.add(seen)
+        try:
+            entries = await inventory_store.read_inventory(
+                self.kube, app.name, app.namespace, pointer
+            )
+        except GitmoorError as err:
+            log.info("event=verdicts_unreadable app=%s/%s error=%s", app.namespace, app.name, err)
+            return
+        for entry in entries:
+            key = entry.get("key")
+            if isinstance(key, list) and len(key) == 6 and all(isinstance(k, str) for k in key):
+                g, k, ns, name, _rv, _digest = key
+                self.dry_runs.put(
+                    (key[0], key[1], key[2], key[3], key[4], key[5]),
+                    ResourceDiff(ObjectRef(g, "", k, ns, name), None, None, "", changed=False),
+                )
+
+    async def report_invalid_spec(
+        self, name: str, namespace: str, status: JSONDict, message: str
+    ) -> JSONDict | None:
+        """Write an ``InvalidSpecError`` condition on an app whose spec cannot be
+        parsed (once); the object written, or None when it stood already."""
+        return await operation.invalid_spec(self.kube, name, namespace, status, message)
+
+    async def refuse_request(self, app: Application, message: str) -> Application:
+        """Record a requested operation that could not start (a malformed request)."""
+        return await operation.interrupted(self.kube, app, message)
+
+    async def terminate(self, app: Application) -> bool:
+        """Ask the app's running operation to stop between steps (``gitmoor app
+        terminate-op``, Argo CD's ``terminate-op``). False when none runs."""
+        state = operation.status_of(app).operation_state
+        if state is None or state.phase not in (Phase.RUNNING, Phase.TERMINATING):
+            return False
+        await operation.terminate(self.kube, app)
+        log.info("event=operation_terminating app=%s/%s", app.namespace, app.name)
+        return True
+
+    async def request_sync(self, app: Application, op: SyncOperation) -> Application:
+        """Ask the controller to sync (Argo CD's ``operation`` field): it runs the
+        operation at its next pass, which the request wakes (it bumps the generation)."""
+        return await store.set_operation(self.kube, app, op.to_dict())
+
+    async def set_automation(
+        self, app: Application, *, enabled: bool, prune: bool = False, self_heal: bool = False
+    ) -> Application:
+        automated: JSONDict | None = {"prune": prune, "selfHeal": self_heal} if enabled else None
+        return await store.patch_spec(self.kube, app, {"syncPolicy": {"automated": automated}})
+
+    async def suspend(self, app: Application, *, suspended: bool = True) -> Application:
+        """Pause (or resume) the app's automation, as Flux's ``spec.suspend``."""
+        return await store.patch_spec(self.kube, app, {"syncPolicy": {"suspended": suspended}})
+
+    def _observe(self, name: str, since: float) -> None:
+        if self.on_step is not None:
+            self.on_step(name, time.monotonic() - since)
 
     async def _acting_client(self, app: Application, desired: Desired) -> KubeClient:
         """The client the app's writes go out on: the destination's, impersonating the
@@ -438,78 +926,13 @@ class Engine:
         )
 
     async def _heartbeat(self, app: Application) -> None:
-        """Renew operationState.heartbeatAt while a sync runs, so the controller can
+        """Renew operationState.heartbeatAt while a step runs, so the controller can
         tell a sync in progress (here, in the CLI or in another replica) from one
         cut off by a crash."""
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             with contextlib.suppress(GitmoorError):
-                await store.patch_status(
-                    self.kube, app, {"operationState": {"heartbeatAt": store.now_iso()}}
-                )
-
-    async def _record(
-        self,
-        app: Application,
-        result: SyncResult,
-        started_at: str,
-        initiated_by: str,
-        revision: str | None,
-        *,
-        full: bool = True,
-    ) -> None:
-        fresh = await store.get_app(self.kube, app.name, app.namespace)
-        status: dict[str, Any] = {
-            "operationState": {
-                "phase": result.phase.value,
-                "message": result.message,
-                "startedAt": started_at,
-                "finishedAt": store.now_iso(),
-                "operation": {
-                    "sync": {"revision": revision or app.spec.source.target_revision},
-                    "initiatedBy": {"username": initiated_by},
-                },
-                "syncResult": result.to_dict(),
-            }
-        }
-        if result.ok and full:
-            # Only a full sync deploys a revision (Argo CD records the same way): a
-            # selective sync in history would pass for a complete deploy of it.
-            history = list(fresh.status.get("history") or [])
-            next_id = max((int(h.get("id", 0)) for h in history), default=0) + 1
-            history.append(
-                {
-                    "id": next_id,
-                    "revision": result.revision,
-                    "deployedAt": store.now_iso(),
-                    "deployStartedAt": started_at,
-                    "initiatedBy": initiated_by,
-                    "source": app.spec.source.to_dict(),
-                }
-            )
-            status["history"] = history[-app.spec.history_limit :]
-            # What was applied is the inventory for the next prune, until a refresh rewrites it.
-            applied = [
-                r.to_dict()
-                for r in result.resources
-                if r.action.value not in ("pruned",) and not r.hook
-            ]
-            known = {(r["group"], r["kind"], r["namespace"], r["name"]) for r in applied}
-            for r in fresh.status.get("resources") or []:
-                if (
-                    r.get("group", ""),
-                    r.get("kind"),
-                    r.get("namespace", ""),
-                    r.get("name"),
-                ) not in known and not any(
-                    (p.ref.group, p.ref.kind, p.ref.namespace, p.ref.name)
-                    == (r.get("group", ""), r.get("kind"), r.get("namespace", ""), r.get("name"))
-                    and p.action.value == "pruned"
-                    for p in result.resources
-                ):
-                    applied.append(r)
-            status["resources"] = applied
-        await store.patch_status(self.kube, fresh, status)
+                await operation.heartbeat(self.kube, app)
 
     async def rollback(
         self,
@@ -523,29 +946,31 @@ class Engine:
         """Sync the revision of history entry ``history_id`` and switch automated sync off,
         so the controller does not roll forward again (Argo CD refuses a rollback of an
         automated app instead; here it is one step)."""
-        entry = next(
-            (h for h in app.status.get("history") or [] if int(h.get("id", -1)) == history_id), None
-        )
-        if entry is None:
-            ids = [h.get("id") for h in app.status.get("history") or []]
-            raise UserInputError(
-                f"application {app.name} has no history entry {history_id} (has {ids})"
-            )
-        if app.spec.sync_policy.automated is not None:
-            app = await store.patch_spec(self.kube, app, {"syncPolicy": {"automated": None}})
-        # The entry's own source (path, repo, Helm values at that time), as Argo CD's
-        # rollback uses the history's source: the current spec may have moved on.
-        recorded = entry.get("source")
-        if isinstance(recorded, dict) and recorded.get("repoURL"):
-            spec = app.raw.get("spec") or {}
-            app = parse_application({**app.raw, "spec": {**spec, "source": recorded}})
+        entry, app = await self.prepare_rollback(app, history_id)
         return await self.sync(
             app,
             options,
-            revision=str(entry["revision"]),
+            revision=entry.revision,
             initiated_by=initiated_by,
             progress=progress,
+            _source=entry.source if entry.source and entry.source.get("repoURL") else None,
+            _rollback_id=history_id,
         )
+
+    async def prepare_rollback(
+        self, app: Application, history_id: int
+    ) -> tuple[HistoryEntry, Application]:
+        """The history entry to roll back to, once automation is off."""
+        history = operation.status_of(app).history
+        entry = next((h for h in history if h.id == history_id), None)
+        if entry is None:
+            raise UserInputError(
+                f"application {app.name} has no history entry {history_id} "
+                f"(has {[h.id for h in history]})"
+            )
+        if app.spec.sync_policy.automated is not None:
+            app = await store.patch_spec(self.kube, app, {"syncPolicy": {"automated": None}})
+        return entry, app
 
     # ------------------------------------------------------------ delete
 
@@ -559,29 +984,22 @@ class Engine:
                 self.kube, app, {"syncPolicy": {"automated": None, "suspended": True}}
             )
             dest = await self.dest(app)
-            refs = inventory(app)
+            refs = await self.inventory_refs(app)
             for ref in reversed(refs):
                 try:
-                    live = await dest.get(ref)
+                    # Delete=false keeps it, as Argo CD's finalizer does.
+                    done = await delete_owned(
+                        dest, app, ref, keep=lambda live: not _deletes_with_app(app, live)
+                    )
                 except GitmoorError:
                     continue
-                if live is None or not owned_by(app, live):
-                    continue
-                if not _deletes_with_app(app, live):
-                    continue  # Delete=false: kept, as Argo CD's finalizer keeps it
-                meta = live.get("metadata", {})
-                try:
-                    gone = await dest.delete(
-                        ref,
-                        propagation="Foreground",
-                        uid=meta.get("uid"),
-                        resource_version=meta.get("resourceVersion"),
-                    )
-                except ConflictError:
-                    continue  # changed since it was judged ours: leave it
-                if gone:
+                if done is Deletion.DELETED:
                     deleted.append(ref)
         await self.kube.delete(store.app_ref(app.name, app.namespace))
+        # Owner references take them with the app where a garbage collector runs;
+        # deleted here too, so that nothing is left where none does.
+        with contextlib.suppress(GitmoorError):
+            await inventory_store.delete_inventory(self.kube, app.name, app.namespace)
         return deleted
 
 
@@ -618,29 +1036,50 @@ def _same_status(current: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def inventory(app: Application) -> list[ObjectRef]:
-    """What the app applied before: its status resources (Argo CD keeps the same list)."""
-    out = []
-    for r in app.status.get("resources") or []:
-        try:
-            out.append(
-                ObjectRef(
-                    r.get("group", ""), r["version"], r["kind"], r.get("namespace", ""), r["name"]
-                )
-            )
-        except KeyError:
-            continue
-    return out
+    """The refs of the app's status resources (without the inventory objects: use
+    ``Engine.inventory_refs`` for the whole set)."""
+    return [r for r in (ref_of(e) for e in app.status.get("resources") or []) if r is not None]
 
 
-def _conditions(app: Application, ctype: str | None, message: str) -> list[dict[str, str]]:
-    """The app's conditions after this comparison: at most one error or warning,
-    keeping lastTransitionTime when the same condition stands."""
-    if ctype is None:
-        return []
-    for c in app.status.get("conditions") or []:
-        if c.get("type") == ctype and c.get("message") == message:
-            return [c]
-    return [{"type": ctype, "message": message, "lastTransitionTime": store.now_iso()}]
+def running_silence(app: Application) -> float | None:
+    """Seconds since a Running operation last reported, or None when none runs."""
+    state = operation.status_of(app).operation_state
+    if state is None or state.phase not in (Phase.RUNNING, Phase.TERMINATING):
+        return None
+    at = parse_time(state.heartbeat_at or state.started_at)
+    if at is None:
+        return STALE_RUNNING
+    return max(0.0, time.time() - at)
 
 
-__all__ = ["Desired", "Engine", "inventory", "is_hook"]
+def options_for(app: Application, op: SyncOperation) -> SyncOptions:
+    """The options of a requested operation: what it names, the app's policy for the rest."""
+    auto = app.spec.sync_policy.automated
+    return SyncOptions.for_app(
+        app,
+        prune=op.prune if op.prune is not None else bool(auto and auto.prune),
+        dry_run=op.dry_run,
+        # Absent: the app's choice (take the fields unless ForceConflicts=false).
+        force_conflicts=op.force_conflicts,
+        only=frozenset(op.resources) if op.resources is not None else None,
+    )
+
+
+def _with_source(app: Application, source: JSONDict | None) -> Application:
+    """The app with another source (a rollback's recorded one, as Argo CD's rollback
+    uses the history's source: the current spec may have moved on)."""
+    if source is None:
+        return app
+    spec = app.raw.get("spec") or {}
+    return parse_application({**app.raw, "spec": {**spec, "source": source}})
+
+
+__all__ = [
+    "STALE_RUNNING",
+    "Desired",
+    "Engine",
+    "inventory",
+    "is_hook",
+    "options_for",
+    "running_silence",
+]

@@ -35,6 +35,7 @@ from gitmoor.model import (
     UserInputError,
 )
 from gitmoor.model.application import HOOK_ANNOTATION
+from gitmoor.model.status import ResourceEntry
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -57,19 +58,16 @@ class ResourceStatus:
     ignore_extraneous: bool = False
 
     def to_dict(self) -> JSONDict:
-        out: JSONDict = {
-            **self.ref.to_dict(),
-            "status": self.sync.value,
-            "health": {"status": self.health.status.value}
-            | ({"message": self.health.message} if self.health.message else {}),
-        }
-        if self.requires_pruning:
-            out["requiresPruning"] = True
-        if self.ignore_extraneous:
-            out["ignoreExtraneous"] = True
-        if self.message:
-            out["message"] = self.message
-        return out
+        """The status entry (``status.resources``, the inventory)."""
+        return ResourceEntry(
+            self.ref,
+            self.sync.value,
+            self.health.status.value,
+            self.health.message,
+            self.message,
+            self.requires_pruning,
+            self.ignore_extraneous,
+        ).to_dict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +91,18 @@ class Comparison:
     def health(self) -> Health:
         """The worst health of the declared objects (pruning candidates do not count)."""
         worst = Health.worst(r.health for r in self.resources if not r.requires_pruning)
-        if worst.status is not HealthStatus.HEALTHY and not worst.message:
-            bad = [r for r in self.resources if r.health.status is worst.status]
+        if worst.status is not HealthStatus.HEALTHY:
+            # Named: "Service web: Waiting for the load balancer to get an address"
+            # says what to look at; the bare reason does not.
+            bad = [
+                r
+                for r in self.resources
+                if r.health.status is worst.status and not r.requires_pruning
+            ]
             if bad:
-                return Health(worst.status, f"{bad[0].ref}: {worst.status.value}")
+                why = bad[0].health.message or worst.status.value
+                more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+                return Health(worst.status, f"{bad[0].ref.kind} {bad[0].ref.name}: {why}{more}")
         return worst
 
 
@@ -185,12 +191,44 @@ def prune_candidates(
         obj = live.get(ref)
         if obj is None or not owned_by(app, obj):
             continue
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            continue  # on its way out already (a prune's foreground deletion)
         out.append(ref)
     return out
 
 
 async def dry_run(kube: KubeClient, m: Manifest) -> JSONDict:
     return await kube.apply(m.obj, ref=m.ref, dry_run=True, force=True)
+
+
+async def judge(
+    writer: KubeClient,
+    m: Manifest,
+    live: JSONDict,
+    rules: Sequence[IgnoreRule],
+    dry_runs: DryRunCache | None,
+    *,
+    body: JSONDict | None = None,
+) -> ResourceDiff:
+    """Would applying ``m`` change ``live``? The one dry-run + diff of refresh, diff
+    and sync: a server-side dry-run of ``body`` (default ``m.obj``; the sync sends
+    the object with the version annotations it would write) compared with the live
+    object after normalisation, remembered in ``dry_runs`` by (object, live
+    resourceVersion, content), so a verdict that still holds costs no request.
+
+    The dry-run takes every field (force): it writes nothing and only asks "would
+    applying change the object?". Unforced, a field another manager holds would
+    fail it before that is asked. ApiError (a rejected object) is raised."""
+    key = DryRunCache.key(m, live, repr(tuple(rules))) if dry_runs is not None else None
+    if dry_runs is not None and key is not None:
+        cached = dry_runs.get(key)
+        if cached is not None:
+            return cached
+    predicted = await writer.apply(body or m.obj, ref=m.ref, dry_run=True, force=True)
+    diff = compare(m.ref, live, predicted, rules)
+    if dry_runs is not None and key is not None:
+        dry_runs.put(key, diff)
+    return diff
 
 
 class DryRunCache:
@@ -248,10 +286,14 @@ async def compare_app(
     cache: ClusterCache | None = None,
     dry_runs: DryRunCache | None = None,
     dry_run_as: KubeClient | None = None,
+    known: dict[ObjectRef, JSONDict] | None = None,
 ) -> Comparison:
     """Compare the app's desired objects with the live ones.
 
-    Live objects are read with ``kube`` (or from ``cache``); dry-runs go out on
+    Live objects are read with ``kube`` (or from ``cache``), but for those in
+    ``known``: what a sync that just ran read and wrote (the apply's answer is
+    the object as it is now), so the comparison after a sync lists nothing
+    again. Dry-runs go out on
     ``dry_run_as`` when given: the identity the sync would write with (a
     project's ServiceAccount), since a server-side dry-run is a PATCH that RBAC
     judges like the write itself.
@@ -259,9 +301,11 @@ async def compare_app(
     inventory = list(inventory)
     writer = dry_run_as or kube
     resources = [m for m in desired if not is_hook(m)]
-    live = await read_live(kube, [m.ref for m in resources] + inventory, cache)
+    wanted = [m.ref for m in resources] + inventory
+    known = known or {}
+    live = {r: known[r] for r in wanted if r in known}
+    live.update(await read_live(kube, [r for r in wanted if r not in known], cache))
     rules = ignore_rules(app)
-    salt = repr(rules)
 
     async def one(m: Manifest) -> ResourceStatus:
         current = live.get(m.ref)
@@ -274,13 +318,8 @@ async def compare_app(
                 Health(HealthStatus.MISSING),
                 compare(m.ref, None, m.obj, rules),
             )
-        key = DryRunCache.key(m, current, salt) if dry_runs is not None else None
-        cached = dry_runs.get(key) if dry_runs is not None and key is not None else None
-        if cached is not None:
-            sync = SyncStatus.OUT_OF_SYNC if cached.changed else SyncStatus.SYNCED
-            return ResourceStatus(m.ref, sync, health_of(current), cached)
         try:
-            predicted = await dry_run(writer, m)
+            diff = await judge(writer, m, current, rules, dry_runs)
         except ApiError as e:
             return ResourceStatus(
                 m.ref,
@@ -288,9 +327,6 @@ async def compare_app(
                 health_of(current),
                 message=f"dry-run failed: {safe_message(m.ref, e.message)}",
             )
-        diff = compare(m.ref, current, predicted, rules)
-        if dry_runs is not None and key is not None:
-            dry_runs.put(key, diff)
         sync = SyncStatus.OUT_OF_SYNC if diff.changed else SyncStatus.SYNCED
         return ResourceStatus(m.ref, sync, health_of(current), diff)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import datetime as dt
 import enum
 import logging
 import re
@@ -40,6 +41,7 @@ from gitmoor.engine.compare import (
     DryRunCache,
     ignore_rules,
     is_hook,
+    judge,
     prune_candidates,
     prune_disabled,
     safe_message,
@@ -58,6 +60,7 @@ from gitmoor.engine.plan import (
     hook_name,
 )
 from gitmoor.engine.prepare import owned_by, owner_app
+from gitmoor.engine.prune import Deletion, delete_owned
 from gitmoor.kube import ApiError, ConflictError
 from gitmoor.model import (
     GitmoorError,
@@ -74,6 +77,7 @@ from gitmoor.model.application import (
     TRACKING_ANNOTATION,
     VERSION_ANNOTATION,
 )
+from gitmoor.model.status import OpPhase, Progress, ResultEntry, Waiting
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -104,13 +108,8 @@ class Action(enum.Enum):
     HOOK_FAILED = "hook-failed"
 
 
-class Phase(enum.Enum):
-    """Operation phases, with Argo CD's names."""
-
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    ERROR = "Error"
+#: operation phases, with Argo CD's names (one enum: the status model's)
+Phase = OpPhase
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,17 +166,15 @@ class ResourceResult:
     taken: tuple[TakenField, ...] = ()
 
     def to_dict(self) -> JSONDict:
-        out: JSONDict = {
-            **self.ref.to_dict(),
-            "status": self.action.value,
-            "message": self.message,
-            "syncWave": self.wave,
-        }
-        if self.hook:
-            out["hookPhase"] = self.hook
-        if self.taken:
-            out["takenFields"] = [t.to_dict() for t in self.taken]
-        return out
+        """The result entry (``operationState.syncResult``, the inventory)."""
+        return ResultEntry(
+            self.ref,
+            self.action.value,
+            self.message,
+            self.wave,
+            self.hook,
+            tuple((t.field, t.manager) for t in self.taken),
+        ).to_dict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +225,7 @@ class _Runner:
         self.dry_runs = dry_runs
         self.progress = progress or (lambda _e: None)
         self.results: list[ResourceResult] = []
+        self.counts: dict[str, int] = {}
         self.rules = ignore_rules(app)
         self.salt = repr(self.rules)  # as compare_app salts its DryRunCache keys
         #: names hooks that have only generateName (plan.hook_name)
@@ -245,6 +243,7 @@ class _Runner:
     def emit(self, kind: str, message: str, result: ResourceResult | None = None) -> None:
         if result is not None:
             self.results.append(result)
+            self.counts[result.action.value] = self.counts.get(result.action.value, 0) + 1
         self.progress(SyncEvent(kind, message, result))
 
     # -------------------------------------------------------------- apply
@@ -269,37 +268,20 @@ class _Runner:
                 ResourceResult(m.ref, Action.FAILED, msg, wave),
             )
             return None
-        key = None
-        if live is not None and self.dry_runs is not None:
-            # The same verdict cache as compare_app: an object whose live
-            # resourceVersion and desired content were judged unchanged before
-            # (or were written by our own apply) needs no dry-run to be unchanged.
-            key = DryRunCache.key(m, live, self.salt)
-            hit = self.dry_runs.get(key)
-            if hit is not None and not hit.changed:
-                self.emit(
-                    "resource",
-                    f"{m.ref} unchanged",
-                    ResourceResult(m.ref, Action.UNCHANGED, "", wave),
-                )
-                return live
         obj = self._respecting_ignored(m, live)
         taken: tuple[TakenField, ...] = ()
         try:
             if live is not None:
-                # The dry-run takes every field (force): it writes nothing and only
-                # asks "would applying change the object?". Unforced, a field that
-                # another manager holds fails it before that is asked, so an app
-                # whose one difference is ignored (an HPA's /spec/replicas under
-                # ignoreDifferences) failed to sync while refresh, which dry-runs
-                # with force too, called it Synced. The version annotations go in
-                # with their live values: applying without them would predict their
-                # removal (server-side apply drops what the manager stops sending).
+                # The same judgement as refresh (compare.judge, forced, so an app
+                # whose one difference is ignored - an HPA's /spec/replicas under
+                # ignoreDifferences - is unchanged here as it is Synced there), and
+                # the same verdict cache: an object judged unchanged at this
+                # resourceVersion, or written by our own apply, needs no dry-run.
+                # The version annotations go in with their live values: applying
+                # without them would predict their removal (server-side apply drops
+                # what the manager stops sending).
                 recorded = _stamped(obj, *_recorded(live))
-                predicted = await self.kube.apply(recorded, ref=m.ref, dry_run=True, force=True)
-                diff = compare(m.ref, live, predicted, self.rules)
-                if key is not None and self.dry_runs is not None:
-                    self.dry_runs.put(key, diff)
+                diff = await judge(self.kube, m, live, self.rules, self.dry_runs, body=recorded)
                 if not diff.changed:
                     self.emit(
                         "resource",
@@ -408,45 +390,43 @@ class _Runner:
 
     # -------------------------------------------------------------- health
 
+    async def health_gate(
+        self, refs: Sequence[ObjectRef], what: str, since: float
+    ) -> tuple[Waiting, ...]:
+        """The objects of ``refs`` not Healthy (or Suspended) yet, with why; raises
+        ``_Failed`` at once for a Degraded one (no point waiting out the timeout:
+        Argo CD's wave gate fails a Degraded resource too) and when the gate has
+        stood for longer than the options' timeout since ``since``."""
+        live = await read_live(self.kube, list(refs), self.cache)
+        waiting: list[Waiting] = []
+        for ref in refs:
+            obj = _live_of(live, ref)
+            h = health_of(obj) if obj is not None else Health(HealthStatus.MISSING)
+            if h.status is HealthStatus.DEGRADED:
+                raise _Failed(f"{ref} is Degraded: {h.message or 'unhealthy'}")
+            if h.status not in (HealthStatus.HEALTHY, HealthStatus.SUSPENDED):
+                waiting.append(Waiting(ref, h.message or h.status.value))
+        if waiting and time.time() - since > self.options.timeout:
+            w = waiting[0]
+            raise _Failed(
+                f"timed out after {self.options.timeout:.0f}s waiting for {what}: {w.ref} is {w.message}"
+            )
+        return tuple(waiting)
+
     async def wait_healthy(
         self, objs: dict[ObjectRef, JSONDict | None], what: str, *, force: bool = False
     ) -> None:
-        """Wait until every object is Healthy (or Suspended); fail on Degraded.
-
-        ``force`` waits even with ``wait_health`` off: hooks and CRDs must finish
-        before what follows them can work."""
+        """Wait in place until every object is Healthy; only for CRDs, which are
+        Established within a second and must be before objects of their kind can
+        be applied (every other wait is a gate that ``step`` returns on)."""
         if self.options.dry_run or not (self.options.wait_health or force):
             return
-        pending = {ref: obj for ref, obj in objs.items()}
-        deadline = time.monotonic() + self.options.timeout
-        announced = False
+        since = time.time()
+        refs = list(objs)
         while True:
-            states: dict[ObjectRef, Health] = {}
-            for ref, obj in pending.items():
-                states[ref] = health_of(obj) if obj is not None else Health(HealthStatus.MISSING)
-            degraded = [(r, h) for r, h in states.items() if h.status is HealthStatus.DEGRADED]
-            if degraded:
-                r, h = degraded[0]
-                raise _Failed(f"{r} is Degraded: {h.message or 'unhealthy'}")
-            pending = {
-                r: pending[r]
-                for r, h in states.items()
-                if h.status not in (HealthStatus.HEALTHY, HealthStatus.SUSPENDED)
-            }
-            if not pending:
+            if not await self.health_gate(refs, what, since):
                 return
-            if time.monotonic() > deadline:
-                r = next(iter(pending))
-                msg = states[r].message or states[r].status.value
-                raise _Failed(
-                    f"timed out after {self.options.timeout:.0f}s waiting for {what}: {r} is {msg}"
-                )
-            if not announced:
-                self.emit("wait", f"waiting for {len(pending)} object(s) of {what} to be healthy")
-                announced = True
-            await asyncio.sleep(0.5)
-            fresh = await read_live(self.kube, list(pending), self.cache)
-            pending = {r: fresh.get(r) for r in pending}
+            await asyncio.sleep(0.2)
 
     async def after_crds(self, applied: dict[ObjectRef, JSONDict | None]) -> None:
         """A CRD must be Established before objects of its kind can be applied."""
@@ -457,14 +437,25 @@ class _Runner:
 
     # -------------------------------------------------------------- hooks
 
-    async def run_hooks(self, hooks: Sequence[Hook], phase: HookPhase) -> None:
+    async def step_hooks(
+        self, hooks: Sequence[Hook], phase: HookPhase, state: _State
+    ) -> tuple[Waiting, ...]:
+        """Run the phase's hooks one after the other, as far as they go now.
+
+        Each hook started is recorded in ``state.hooks`` (``Running``, then
+        ``Succeeded``): a step taken again, in this process or another after a
+        crash, checks a Running hook instead of creating it again, and skips one
+        that succeeded. Returns what the current hook waits for (empty: all done)."""
         if not hooks:
-            return
-        self.emit("hook", f"{phase.value} hooks: {len(hooks)}")
+            return ()
+        if not any(state.hooks.get(_hook_key(self._name_of(h, phase), phase)) for h in hooks):
+            self.emit("hook", f"{phase.value} hooks: {len(hooks)}")
         for hook in hooks:
-            m, policies = hook.manifest, hook.delete_policies
-            if hook.generated_name:
-                m = self._named(m, phase)
+            m, policies = self._name_of(hook, phase), hook.delete_policies
+            key = _hook_key(m, phase)
+            done = state.hooks.get(key, "")
+            if done == "Succeeded":
+                continue
             if self.options.dry_run:
                 self.emit(
                     "hook",
@@ -472,44 +463,38 @@ class _Runner:
                     ResourceResult(m.ref, Action.CREATED, "dry run", hook.wave, phase.value),
                 )
                 continue
-            old = await self.kube.get(m.ref)
-            if old is not None and not owned_by(self.app, old):
-                msg = f"{phase.value} hook {m.ref} would replace an object this app does not own"
-                self.emit(
-                    "hook",
-                    f"{m.ref} failed: {msg}",
-                    ResourceResult(m.ref, Action.HOOK_FAILED, msg, hook.wave, phase.value),
-                )
-                raise _Failed(msg)
-            if old is not None and HookDeletePolicy.BEFORE_HOOK_CREATION in policies:
-                meta = old.get("metadata") or {}
-                await self.kube.delete(m.ref, propagation="Foreground", uid=meta.get("uid"))
-                await self._wait_gone(m.ref)
+            if done == "Running":
+                live = await self.kube.get(m.ref)
+                if live is None:
+                    msg = f"{phase.value} hook {m.ref} was deleted while it ran"
+                    self.emit(
+                        "hook",
+                        f"{m.ref} failed: {msg}",
+                        ResourceResult(m.ref, Action.HOOK_FAILED, msg, hook.wave, phase.value),
+                    )
+                    raise _Failed(msg)
+            else:
+                live = await self._create_hook(m, hook, phase, policies)
+                state.hooks[key] = "Running"
+                state.gate_since = time.time()
+            uid = (live.get("metadata") or {}).get("uid")
             try:
-                applied = await self.kube.apply(m.obj, ref=m.ref, force=True)
-            except (ApiError, UserInputError) as e:
-                self.emit(
-                    "hook",
-                    f"{m.ref} failed: {e.message}",
-                    ResourceResult(m.ref, Action.HOOK_FAILED, e.message, hook.wave, phase.value),
-                )
-                raise _Failed(
-                    f"{phase.value} hook {m.ref} could not be created: {e.message}"
-                ) from e
-            created_uid = (applied.get("metadata") or {}).get("uid")
-            try:
-                await self.wait_healthy(
-                    {m.ref: applied}, f"{phase.value} hook {m.ref.name}", force=True
+                waiting = await self.health_gate(
+                    [m.ref], f"{phase.value} hook {m.ref.name}", state.gate_since or time.time()
                 )
             except _Failed as e:
+                state.hooks[key] = "Failed"
                 self.emit(
                     "hook",
                     f"{m.ref} failed: {e.message}",
                     ResourceResult(m.ref, Action.HOOK_FAILED, e.message, hook.wave, phase.value),
                 )
                 if HookDeletePolicy.HOOK_FAILED in policies:
-                    await self.kube.delete(m.ref, propagation="Background", uid=created_uid)
+                    await self.kube.delete(m.ref, propagation="Background", uid=uid)
                 raise
+            if waiting:
+                return waiting
+            state.hooks[key] = "Succeeded"
             self.emit(
                 "hook",
                 f"{m.ref} succeeded",
@@ -517,7 +502,37 @@ class _Runner:
             )
             if HookDeletePolicy.HOOK_SUCCEEDED in policies:
                 # Only the incarnation this sync created.
-                await self.kube.delete(m.ref, propagation="Background", uid=created_uid)
+                await self.kube.delete(m.ref, propagation="Background", uid=uid)
+        return ()
+
+    async def _create_hook(
+        self, m: Manifest, hook: Hook, phase: HookPhase, policies: frozenset[HookDeletePolicy]
+    ) -> JSONDict:
+        old = await self.kube.get(m.ref)
+        if old is not None and not owned_by(self.app, old):
+            msg = f"{phase.value} hook {m.ref} would replace an object this app does not own"
+            self.emit(
+                "hook",
+                f"{m.ref} failed: {msg}",
+                ResourceResult(m.ref, Action.HOOK_FAILED, msg, hook.wave, phase.value),
+            )
+            raise _Failed(msg)
+        if old is not None and HookDeletePolicy.BEFORE_HOOK_CREATION in policies:
+            meta = old.get("metadata") or {}
+            await self.kube.delete(m.ref, propagation="Foreground", uid=meta.get("uid"))
+            await self._wait_gone(m.ref)
+        try:
+            return await self.kube.apply(m.obj, ref=m.ref, force=True)
+        except (ApiError, UserInputError) as e:
+            self.emit(
+                "hook",
+                f"{m.ref} failed: {e.message}",
+                ResourceResult(m.ref, Action.HOOK_FAILED, e.message, hook.wave, phase.value),
+            )
+            raise _Failed(f"{phase.value} hook {m.ref} could not be created: {e.message}") from e
+
+    def _name_of(self, hook: Hook, phase: HookPhase) -> Manifest:
+        return self._named(hook.manifest, phase) if hook.generated_name else hook.manifest
 
     def _named(self, m: Manifest, phase: HookPhase) -> Manifest:
         """The hook with the name Argo CD would give it at this sync (it has only
@@ -641,35 +656,9 @@ class _Runner:
                 )
                 continue
             try:
-                # Judged at the start of the sync; waves and hooks ran since. Read it
-                # again (never from a cache) and delete only that state of it, so an
-                # object another app adopted meanwhile is never pruned.
-                fresh = await self.kube.get(ref)
-                if fresh is None:
-                    continue
-                if not owned_by(self.app, fresh):
-                    self.emit(
-                        "prune",
-                        f"{ref} kept: no longer owned by this app",
-                        ResourceResult(ref, Action.PRUNE_SKIPPED, "ownership changed"),
-                    )
-                    continue
-                meta = fresh.get("metadata") or {}
-                await self.kube.delete(
-                    ref,
-                    propagation="Foreground",
-                    uid=meta.get("uid"),
-                    resource_version=meta.get("resourceVersion"),
-                )
-            except ConflictError:
-                self.emit(
-                    "prune",
-                    f"{ref} kept: it changed while being pruned",
-                    ResourceResult(
-                        ref, Action.PRUNE_SKIPPED, "changed during prune; next sync decides"
-                    ),
-                )
-                continue
+                # Judged at the start of the step; read again and deleted only in that
+                # state, so an object another app adopted meanwhile is never pruned.
+                done = await delete_owned(self.kube, self.app, ref)
             except ApiError as e:
                 self.emit(
                     "prune",
@@ -677,7 +666,22 @@ class _Runner:
                     ResourceResult(ref, Action.FAILED, e.message),
                 )
                 continue
-            self.emit("prune", f"{ref} pruned", ResourceResult(ref, Action.PRUNED))
+            if done is Deletion.NOT_OWNED:
+                self.emit(
+                    "prune",
+                    f"{ref} kept: no longer owned by this app",
+                    ResourceResult(ref, Action.PRUNE_SKIPPED, "ownership changed"),
+                )
+            elif done is Deletion.CHANGED:
+                self.emit(
+                    "prune",
+                    f"{ref} kept: it changed while being pruned",
+                    ResourceResult(
+                        ref, Action.PRUNE_SKIPPED, "changed during prune; next sync decides"
+                    ),
+                )
+            elif done is Deletion.DELETED:
+                self.emit("prune", f"{ref} pruned", ResourceResult(ref, Action.PRUNED))
 
 
 #: the manager in an apply conflict: apimachinery's fieldmanager writes each cause
@@ -750,61 +754,258 @@ def _selected(m: Manifest, only: frozenset[tuple[str, str, str]] | None) -> bool
     return only is None or (m.ref.group, m.ref.kind, m.ref.name) in only
 
 
-async def run_sync(
-    app: Application,
-    revision: str,
-    desired: Sequence[Manifest],
-    kube: KubeClient,
-    *,
-    inventory: Iterable[ObjectRef] = (),
-    options: SyncOptions | None = None,
-    progress: Callable[[SyncEvent], None] | None = None,
-    cache: ClusterCache | None = None,
-    dry_runs: DryRunCache | None = None,
-    claims: Claims | None = None,
-    version: str | None = None,
-) -> SyncResult:
-    """Sync ``desired`` (prepared manifests of ``revision``) into the cluster.
+def _hook_key(m: Manifest, phase: HookPhase) -> str:
+    return f"{phase.value}/{m.ref.kind}/{m.ref.namespace}/{m.ref.name}"
 
-    Each object written records ``revision`` and ``version`` (the tag, when the
-    target was a tag or a semver range) in its annotations.
 
-    With the controller's watch ``cache`` the live state is read from memory
-    (the health waits too, updated by the watch within a second). With
-    ``dry_runs`` an object already judged unchanged at its live resourceVersion
-    is not dry-run again, and each object applied is remembered as unchanged at
-    the resourceVersion its apply returned."""
-    options = options or SyncOptions()
-    runner = _Runner(
-        app, kube, options, progress, cache, dry_runs, claims, revision=revision, version=version
-    )
-    inventory = list(inventory)
-    if not any(not is_hook(m) for m in desired) and not options.allow_empty:
-        return SyncResult(
-            revision,
-            Phase.FAILED,
-            "the render produced no objects; refusing to sync (and prune everything) "
-            "unless allowEmpty is set",
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(stamp: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time as the status keeps it."""
+    if not stamp:
+        return None
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class _State:
+    """The working copy of ``Progress`` while a step runs."""
+
+    stage: str = "pre-sync"
+    wave: int = 0
+    part: str = ""
+    gate_since: float = 0.0
+    hooks: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    failure: str = ""
+
+    @classmethod
+    def of(cls, p: Progress | None) -> _State:
+        if p is None:
+            return cls()
+        return cls(
+            p.stage,
+            p.wave,
+            p.part,
+            parse_time(p.gate_since) or 0.0,
+            dict(p.hooks),
+            dict(p.counts),
+            p.failure,
         )
-    selected = [m for m in desired if _selected(m, options.only)]
-    try:
-        live = await read_live(kube, [m.ref for m in selected] + inventory, cache)
-        prune = [] if options.only is not None else prune_candidates(app, desired, inventory, live)
-        plan = build_plan(selected, {ref: live[ref] for ref in prune})
-    except GitmoorError as e:
-        return SyncResult(revision, Phase.FAILED, str(e))
-    for warning in plan.warnings:
-        runner.emit("warning", warning)
-    for m in plan.skipped:
-        # Argo CD's Skip, Helm test hooks and the like: in Git, never applied.
-        runner.emit("skip", f"{m.ref} skipped (its hook annotation names no phase that runs)")
-    try:
-        if options.create_namespace:
-            await _ensure_namespace(kube, app.spec.destination.namespace, options.dry_run, runner)
-        await runner.run_hooks(plan.pre_sync, HookPhase.PRE_SYNC)
-        for wave in plan.waves:
+
+    def progress(self, commit: str, tag: str | None, waiting: tuple[Waiting, ...]) -> Progress:
+        return Progress(
+            commit=commit,
+            tag=tag or "",
+            stage=self.stage,
+            wave=self.wave,
+            part=self.part,
+            gate_since=_iso(self.gate_since) if self.gate_since else "",
+            hooks=tuple(sorted(self.hooks.items())),
+            waiting=waiting,
+            counts=tuple(sorted(self.counts.items())),
+            failure=self.failure,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What one ``SyncContext.step`` came to: still Running (``waiting`` says on
+    what), or a final phase with the ``result``."""
+
+    phase: Phase
+    message: str
+    progress: Progress
+    result: SyncResult | None = None
+
+    @property
+    def waiting(self) -> tuple[Waiting, ...]:
+        return self.progress.waiting
+
+
+#: how many waiting objects a status message names
+_NAMED = 3
+
+
+class SyncContext:
+    """A sync as a step function (gitops-engine's ``syncContext.Sync`` is called the
+    same way, again and again, by its controller).
+
+    Each ``step`` runs what can run now — the next wave's applies, a hook's
+    creation, the prune — and returns Running with what it waits for (a wave's
+    health, a hook Job) or a final phase. All it needs to take the next step is in
+    its ``Progress`` (written to ``operationState.progress``) plus the render of the
+    pinned commit, so a step can be taken by another process after a crash: it
+    never creates a hook again that it recorded, and never applies a wave again
+    that it finished.
+
+    Health gates: a wave's health gates only what comes after it (a later wave, or
+    the PostSync hooks); the last wave with nothing after it ends the operation once
+    applied, and the app's health then says Progressing until its objects are
+    healthy. A gated object that turns Degraded fails the operation at once.
+    """
+
+    def __init__(
+        self,
+        app: Application,
+        revision: str,
+        desired: Sequence[Manifest],
+        kube: KubeClient,
+        *,
+        inventory: Iterable[ObjectRef] = (),
+        options: SyncOptions | None = None,
+        progress: Callable[[SyncEvent], None] | None = None,
+        cache: ClusterCache | None = None,
+        dry_runs: DryRunCache | None = None,
+        claims: Claims | None = None,
+        version: str | None = None,
+        started: float | None = None,
+        state: Progress | None = None,
+    ) -> None:
+        self.options = options or SyncOptions()
+        self.app, self.revision, self.version = app, revision, version
+        self.desired = list(desired)
+        self.inventory = list(inventory)
+        self.kube, self.cache = kube, cache
+        self.runner = _Runner(
+            app,
+            kube,
+            self.options,
+            progress,
+            cache,
+            dry_runs,
+            claims,
+            revision=revision,
+            version=version,
+        )
+        if started is not None:
+            # Hook names with generateName depend on it: the same in every process.
+            self.runner.started = started
+        self.state = _State.of(state)
+        # Every result counts into the progress, so a resumed sync's message
+        # still counts what was done before it resumed.
+        self.runner.counts = self.state.counts
+        #: the announcements (warnings, skips) and CreateNamespace are done
+        self.started = state is not None
+        #: the live objects as the last step read and wrote them (absent: unknown)
+        self.live: dict[ObjectRef, JSONDict] = {}
+        #: what the caller rendered this from (the engine's ``Desired``), kept with
+        #: the context so the refresh after the sync can reuse it
+        self.desired_state: Any = None
+
+    @property
+    def results(self) -> tuple[ResourceResult, ...]:
+        """Per-object results of the steps this process took."""
+        return tuple(self.runner.results)
+
+    def _running(self, waiting: tuple[Waiting, ...], what: str) -> StepOutcome:
+        names = ", ".join(f"{w.ref.kind} {w.ref.name}: {w.message}" for w in waiting[:_NAMED])
+        more = len(waiting) - _NAMED
+        message = f"waiting for {what}: {names}" + (f" (and {more} more)" if more > 0 else "")
+        return StepOutcome(
+            Phase.RUNNING, message, self.state.progress(self.revision, self.version, waiting)
+        )
+
+    def _final(self, phase: Phase, message: str) -> StepOutcome:
+        self.state.stage = "done"
+        return StepOutcome(
+            phase,
+            message,
+            self.state.progress(self.revision, self.version, ()),
+            SyncResult(self.revision, phase, message, tuple(self.runner.results)),
+        )
+
+    async def step(self) -> StepOutcome:
+        options, runner, st = self.options, self.runner, self.state
+        if not any(not is_hook(m) for m in self.desired) and not options.allow_empty:
+            return self._final(
+                Phase.FAILED,
+                "the render produced no objects; refusing to sync (and prune everything) "
+                "unless allowEmpty is set",
+            )
+        selected = [m for m in self.desired if _selected(m, options.only)]
+        try:
+            live = await read_live(
+                self.kube, [m.ref for m in selected] + self.inventory, self.cache
+            )
+            prune = (
+                []
+                if options.only is not None
+                else prune_candidates(self.app, self.desired, self.inventory, live)
+            )
+            plan = build_plan(selected, {ref: live[ref] for ref in prune})
+            self.live = live
+        except RetryableError as e:
+            return self._final(Phase.ERROR, str(e))
+        except GitmoorError as e:
+            return self._final(Phase.FAILED, str(e))
+        try:
+            if st.stage == "sync-fail":
+                return await self._sync_fail(plan)
+            if not self.started:
+                self.started = True
+                for warning in plan.warnings:
+                    runner.emit("warning", warning)
+                for m in plan.skipped:
+                    # Argo CD's Skip, Helm test hooks and the like: in Git, never applied.
+                    runner.emit(
+                        "skip", f"{m.ref} skipped (its hook annotation names no phase that runs)"
+                    )
+                if options.create_namespace:
+                    await _ensure_namespace(
+                        self.kube, self.app.spec.destination.namespace, options.dry_run, runner
+                    )
+            while True:
+                if st.stage == "pre-sync":
+                    waiting = await runner.step_hooks(plan.pre_sync, HookPhase.PRE_SYNC, st)
+                    if waiting:
+                        return self._running(waiting, "the PreSync hooks")
+                    st.stage, st.wave, st.part = "wave", 0, ""
+                elif st.stage == "wave":
+                    if st.wave >= len(plan.waves):
+                        st.stage = "prune"
+                        continue
+                    waiting = await self._wave(plan, st.wave, live)
+                    if waiting:
+                        return self._running(waiting, f"wave {plan.waves[st.wave].number}")
+                    st.wave, st.part = st.wave + 1, ""
+                elif st.stage == "prune":
+                    # Pruned in the Sync phase, before PostSync hooks (Argo CD's order),
+                    # so a PostSync smoke test sees the state Git declares.
+                    await runner.prune(plan, prune, live)
+                    self._forget_pruned()
+                    st.stage = "post-sync"
+                elif st.stage == "post-sync":
+                    waiting = await runner.step_hooks(plan.post_sync, HookPhase.POST_SYNC, st)
+                    if waiting:
+                        return self._running(waiting, "the PostSync hooks")
+                    st.stage = "done"
+                else:
+                    return self._succeeded()
+        except _Failed as e:
+            st.stage, st.failure = "sync-fail", e.message
+            return await self._sync_fail(plan)
+        except RetryableError as e:
+            # Includes an API server that went away: the step ends as Error, is
+            # recorded, and is retried; it never stays Running.
+            return self._final(Phase.ERROR, str(e))
+        except GitmoorError as e:
+            return self._final(Phase.FAILED, str(e))
+
+    async def _wave(
+        self, plan: Plan, index: int, live: dict[ObjectRef, JSONDict]
+    ) -> tuple[Waiting, ...]:
+        """Apply wave ``index`` (unless done before), run its Sync hooks, then hold
+        the gate when anything comes after it."""
+        runner, st, wave = self.runner, self.state, plan.waves[index]
+        if st.part == "":
             runner.emit("wave", f"wave {wave.number}: {len(wave.manifests)} object(s)")
-            applied: dict[ObjectRef, JSONDict | None] = {}
+            first = len(runner.results)
             for step in wave.steps:
                 objs = await asyncio.gather(
                     *(
@@ -814,46 +1015,81 @@ async def run_sync(
                         for m in step
                     )
                 )
-                applied.update({m.ref: o for m, o in zip(step, objs, strict=True)})
-                await runner.after_crds({m.ref: applied[m.ref] for m in step})
-            failed = [r for r in runner.results if r.action is Action.FAILED]
+                await runner.after_crds({m.ref: o for m, o in zip(step, objs, strict=True)})
+                # What each apply answered is the object now (None: failed, or a
+                # dry run): the comparison after the sync reads nothing again.
+                for m, o in zip(step, objs, strict=True):
+                    if o is not None and not self.options.dry_run:
+                        self.live[m.ref] = o
+                    else:
+                        self.live.pop(m.ref, None)
+            failed = [r for r in runner.results[first:] if r.action is Action.FAILED]
             if failed:
                 raise _Failed(
                     f"{len(failed)} object(s) failed to apply; first: {failed[0].ref}: {failed[0].message}"
                 )
-            await runner.run_hooks(wave.hooks, HookPhase.SYNC)
-            await runner.wait_healthy(applied, f"wave {wave.number}")
-        # Pruned in the Sync phase, before PostSync hooks (Argo CD's order), so a
-        # PostSync smoke test sees the state Git declares.
-        await runner.prune(plan, prune, live)
-        await runner.run_hooks(plan.post_sync, HookPhase.POST_SYNC)
-    except _Failed as e:
-        with _suppress_gitmoor():
-            await runner.run_hooks(plan.sync_fail, HookPhase.SYNC_FAIL)
-        return SyncResult(revision, Phase.FAILED, e.message, tuple(runner.results))
-    except RetryableError as e:
-        # Includes an API server that went away: the operation ends as Error, is
-        # recorded, and is retried; it never stays Running.
-        return SyncResult(revision, Phase.ERROR, str(e), tuple(runner.results))
-    except GitmoorError as e:
-        return SyncResult(revision, Phase.FAILED, str(e), tuple(runner.results))
-    failed = [r for r in runner.results if r.action is Action.FAILED]
-    if failed:
-        return SyncResult(
-            revision, Phase.FAILED, f"{len(failed)} object(s) failed", tuple(runner.results)
+            st.part = "hooks"
+        if st.part == "hooks":
+            waiting = await runner.step_hooks(wave.hooks, HookPhase.SYNC, st)
+            if waiting:
+                return waiting
+            later = index + 1 < len(plan.waves) or bool(plan.post_sync)
+            if not later or self.options.dry_run or not self.options.wait_health:
+                return ()
+            st.part, st.gate_since = "gate", time.time()
+        return await runner.health_gate(
+            [m.ref for m in wave.manifests], f"wave {wave.number}", st.gate_since
         )
-    n = sum(
-        1 for r in runner.results if r.action in (Action.CREATED, Action.CONFIGURED, Action.PRUNED)
-    )
-    verb = "would change" if options.dry_run else "changed"
-    return SyncResult(
-        revision,
-        Phase.SUCCEEDED,
-        f"successfully synced (dry run: {n} object(s) {verb})"
-        if options.dry_run
-        else f"successfully synced: {n} object(s) {verb}",
-        tuple(runner.results),
-    )
+
+    def _forget_pruned(self) -> None:
+        for r in self.runner.results:
+            if r.action is Action.PRUNED:
+                self.live.pop(r.ref, None)
+
+    async def _sync_fail(self, plan: Plan) -> StepOutcome:
+        """SyncFail hooks run once anything failed; the operation then ends Failed
+        with the first failure's message whatever they do."""
+        try:
+            waiting = await self.runner.step_hooks(plan.sync_fail, HookPhase.SYNC_FAIL, self.state)
+        except (GitmoorError, _Failed) as e:
+            log.warning("event=syncfail_hook_failed app=%s error=%s", self.app.name, e)
+            waiting = ()
+        if waiting:
+            return self._running(waiting, "the SyncFail hooks")
+        return self._final(Phase.FAILED, self.state.failure)
+
+    def _succeeded(self) -> StepOutcome:
+        failed = [r for r in self.runner.results if r.action is Action.FAILED]
+        if failed:
+            return self._final(Phase.FAILED, f"{len(failed)} object(s) failed")
+        counts = self.state.counts
+        n = sum(counts.get(a.value, 0) for a in (Action.CREATED, Action.CONFIGURED, Action.PRUNED))
+        verb = "would change" if self.options.dry_run else "changed"
+        return self._final(
+            Phase.SUCCEEDED,
+            f"successfully synced (dry run: {n} object(s) {verb})"
+            if self.options.dry_run
+            else f"successfully synced: {n} object(s) {verb}",
+        )
+
+
+async def run_sync(
+    app: Application,
+    revision: str,
+    desired: Sequence[Manifest],
+    kube: KubeClient,
+    *,
+    poll: float = 0.5,
+    **kwargs: Any,
+) -> SyncResult:
+    """Step a fresh ``SyncContext`` until it ends, sleeping ``poll`` between steps:
+    the whole sync in one call, for a caller that keeps no state (tests, tools)."""
+    ctx = SyncContext(app, revision, desired, kube, **kwargs)
+    while True:
+        outcome = await ctx.step()
+        if outcome.result is not None:
+            return outcome.result
+        await asyncio.sleep(poll)
 
 
 class _suppress_gitmoor:

@@ -58,11 +58,17 @@ class ClusterCache:
         on_change: Callable[[Key, JSONDict, bool], None] | None = None,
         watch_timeout: int = 300,
         namespace: str = "",
+        on_synced: Callable[[tuple[str, str]], None] | None = None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.label_selector = label_selector
         self.on_change = on_change
+        #: called with (group, kind) each time a list of that kind is in (the first
+        #: and every relist), after ``on_change`` has been told what the relist
+        #: changed: a consumer that mirrors the cache reconciles its copy with
+        #: ``items()`` here, as a client-go informer's ``HasSynced`` lets it
+        self.on_synced = on_synced
         self.watch_timeout = watch_timeout
         self._informers: dict[tuple[str, str], _Informer] = {}
         self._lock = asyncio.Lock()
@@ -79,6 +85,11 @@ class ClusterCache:
     def synced(self, group: str, kind: str) -> bool:
         inf = self._informers.get((group, kind))
         return inf is not None and inf.synced.is_set()
+
+    def watching(self, group: str, kind: str) -> bool:
+        """Are changes of this kind seen as they happen (listed, watched, allowed)?"""
+        inf = self._informers.get((group, kind))
+        return inf is not None and inf.synced.is_set() and not inf.stale and not inf.forbidden
 
     def items(self, group: str, kind: str) -> list[JSONDict]:
         inf = self._informers.get((group, kind))
@@ -138,6 +149,8 @@ class ClusterCache:
                 if prev is None or _rv(prev) != _rv(obj):
                     self.on_change(k, obj, False)
         inf.synced.set()
+        if self.on_synced is not None:
+            self.on_synced((inf.resource.group, inf.resource.kind))
 
     @staticmethod
     def _key(inf: _Informer, obj: JSONDict) -> Key:

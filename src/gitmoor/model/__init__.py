@@ -2,16 +2,26 @@
 
 from gitmoor.model.errors import GitmoorError, PermanentError, RetryableError, UserInputError
 from gitmoor.model.health import Health, HealthStatus, SyncStatus
-from gitmoor.model.refs import JSONDict, Manifest, ObjectRef, RenderResult, Source
+from gitmoor.model.refs import (
+    Inventory,
+    JSONDict,
+    Manifest,
+    ObjectRef,
+    RefKey,
+    RenderResult,
+    Source,
+)
 
 __all__ = [
     "GitmoorError",
     "Health",
     "HealthStatus",
+    "Inventory",
     "JSONDict",
     "Manifest",
     "ObjectRef",
     "PermanentError",
+    "RefKey",
     "RenderResult",
     "RetryableError",
     "Source",

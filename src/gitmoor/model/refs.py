@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from gitmoor.model.errors import UserInputError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
 JSONDict = dict[str, Any]
+#: (group, kind, namespace, name): see ``ObjectRef.key``
+RefKey = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -53,6 +59,18 @@ class ObjectRef:
         }
 
     @property
+    def key(self) -> RefKey:
+        """(group, kind, namespace, name): the object's identity, without its version.
+
+        A resource's identity does not change with the API version it is read or
+        written at (``apps/v1`` and ``apps/v1beta2`` Deployments are one object),
+        so every set, map and comparison of objects keys on this; Argo CD's
+        ``kube.ResourceKey`` and cli-utils' ``ObjMetadata`` (group/kind/ns/name)
+        leave the version out the same way.
+        """
+        return (self.group, self.kind, self.namespace, self.name)
+
+    @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -63,6 +81,113 @@ class ObjectRef:
     def __str__(self) -> str:
         ns = f"{self.namespace}/" if self.namespace else ""
         return f"{self.group_kind} {ns}{self.name}"
+
+
+class Inventory:
+    """An immutable set of objects, one per identity (``ObjectRef.key``).
+
+    Membership, difference and union compare identities, never versions: the
+    object applied as ``apps/v1beta2`` and declared again as ``apps/v1`` is the
+    same object, so it is neither pruned nor counted twice. ``a.diff(b)`` is
+    what ``a`` holds and ``b`` does not, which for "what the app applied
+    before" against "what it declares now" is the prune set, as cli-utils'
+    ``ObjMetadataSet.Diff`` is for its inventory.
+
+    When two refs share a key, the first one given is kept in a constructor and
+    in ``from_entries``; ``union`` keeps ``other``'s (the newer record wins).
+    Iteration follows the order the refs were given.
+    """
+
+    __slots__ = ("_by_key",)
+
+    _by_key: Mapping[RefKey, ObjectRef]
+
+    def __init__(self, refs: Iterable[ObjectRef] = ()) -> None:
+        by_key: dict[RefKey, ObjectRef] = {}
+        for ref in refs:
+            by_key.setdefault(ref.key, ref)
+        object.__setattr__(self, "_by_key", MappingProxyType(by_key))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Inventory is immutable (cannot set {name})")
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[Any]) -> Inventory:
+        """The refs of status resource entries (``ObjectRef.to_dict`` plus status
+        fields). An entry that is not a dict, or lacks a version, kind or name as
+        a non-empty string, is skipped: a status another writer or a hand edit
+        left must not stop a sync (engine/app.py ``inventory`` skipped them the
+        same way)."""
+        refs: list[ObjectRef] = []
+        for e in entries:
+            if not isinstance(e, dict):
+                continue
+            group, version, kind, namespace, name = (
+                e.get(f) or "" for f in ("group", "version", "kind", "namespace", "name")
+            )
+            if not all(isinstance(v, str) for v in (group, version, kind, namespace, name)):
+                continue
+            if version and kind and name:
+                refs.append(ObjectRef(group, version, kind, namespace, name))
+        return cls(refs)
+
+    def to_entries(self) -> list[dict[str, str]]:
+        """Each ref as a status entry carries it, in key order (a stable digest)."""
+        return [ref.to_dict() for ref in sorted(self._by_key.values(), key=_by_ref_key)]
+
+    def get(self, key: RefKey) -> ObjectRef | None:
+        """The ref held for an identity (with the version it was recorded at)."""
+        return self._by_key.get(key)
+
+    def keys(self) -> frozenset[RefKey]:
+        return frozenset(self._by_key)
+
+    def diff(self, other: Iterable[ObjectRef]) -> Inventory:
+        """What this inventory holds and ``other`` does not, by identity."""
+        theirs = other._by_key if isinstance(other, Inventory) else {r.key for r in other}
+        return Inventory(r for k, r in self._by_key.items() if k not in theirs)
+
+    def union(self, other: Iterable[ObjectRef]) -> Inventory:
+        """Both, one ref per identity; where both hold one, ``other``'s is kept."""
+        others = other if isinstance(other, Inventory) else Inventory(other)
+        return Inventory(
+            [*others, *(r for k, r in self._by_key.items() if k not in others._by_key)]
+        )
+
+    def intersection(self, other: Iterable[ObjectRef]) -> Inventory:
+        """What both hold, by identity, with this inventory's refs."""
+        theirs = other._by_key if isinstance(other, Inventory) else {r.key for r in other}
+        return Inventory(r for k, r in self._by_key.items() if k in theirs)
+
+    __sub__ = diff
+    __or__ = union
+    __and__ = intersection
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, ObjectRef):
+            return item.key in self._by_key
+        return item in self._by_key
+
+    def __iter__(self) -> Iterator[ObjectRef]:
+        return iter(self._by_key.values())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Inventory):
+            return NotImplemented
+        return self._by_key.keys() == other._by_key.keys()
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._by_key))
+
+    def __repr__(self) -> str:
+        return f"Inventory({len(self)} objects)"
+
+
+def _by_ref_key(ref: ObjectRef) -> RefKey:
+    return ref.key
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,10 @@
-"""gitmoor.settings: stores kept in the cluster (AppProjects; next: clusters,
-repositories, accounts), read and written through :mod:`gitmoor.kube`.
+"""gitmoor.settings: stores kept in the cluster (AppProjects, destination clusters,
+repository credentials; next: accounts), read and written through :mod:`gitmoor.kube`.
+
+``clusters`` and ``repos`` are imported by their module path
+(``gitmoor.settings.clusters``, ``gitmoor.settings.repos``), not re-exported here:
+their names overlap (``secret_name``), and a command that needs one store need
+not load the others.
 
 Sits between the single-door modules and the engine: the engine enforces what
 these stores hold, the CLI and the controller edit and watch them.

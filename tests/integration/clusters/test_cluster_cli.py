@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gitmoor.cli.main import app
-from gitmoor.engine.clusters import list_clusters, load_cluster_config
+from gitmoor.settings.clusters import list_clusters, load_cluster_config
 from gitmoor.testenv import free_port
 
 if TYPE_CHECKING:

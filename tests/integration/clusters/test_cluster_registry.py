@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gitmoor.engine.clusters import (
+from gitmoor.kube import ClusterConfig, KubeClient, load_kubeconfig
+from gitmoor.model import ObjectRef, UserInputError
+from gitmoor.settings.clusters import (
     CLUSTER_SECRET_TYPE,
     SECRET_TYPE_LABEL,
     ClusterEntry,
@@ -21,8 +23,6 @@ from gitmoor.engine.clusters import (
     load_cluster_config,
     remove_cluster,
 )
-from gitmoor.kube import ClusterConfig, KubeClient, load_kubeconfig
-from gitmoor.model import ObjectRef, UserInputError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from gitmoor.controller.loop import Controller
 from gitmoor.engine import store
-from gitmoor.engine.clusters import ClusterRegistry, add_cluster
 from gitmoor.kube import load_kubeconfig, wait_for
 from gitmoor.model import ObjectRef
 from gitmoor.model.application import AppSource, Automated, Destination, application_manifest
+from gitmoor.settings.clusters import ClusterRegistry, add_cluster
 from support.gitrepo import GitRepo
 
 if TYPE_CHECKING:

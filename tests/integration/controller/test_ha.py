@@ -14,6 +14,7 @@ from gitmoor.engine import store
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
 from gitmoor.model.application import AppSource, Automated, Destination, application_manifest
+from support.apps import dump, slow_deployment
 from support.gitrepo import GitRepo
 
 if TYPE_CHECKING:
@@ -95,49 +96,6 @@ async def _count(kube: KubeClient, namespace: str, value: str) -> int:
     return sum(1 for o in listed.items if (o.get("data") or {}).get("value") == value)
 
 
-async def test_sigkill_in_the_middle_of_a_sync_then_restart_converges(
-    kube: KubeClient, namespace: str, apps_ns: str, controllers: Controllers, tmp_path: Path
-) -> None:
-    n = 300
-    repo = GitRepo(tmp_path / "repo")
-    commit = repo.commit(
-        {f"app/cm-{i:03}.yaml": CM.format(name=f"cm-{i:03}", value="v1") for i in range(n)}
-    )
-    await store.save_app(
-        kube,
-        application_manifest(
-            "big",
-            apps_ns,
-            AppSource(repo.url, "app", "main"),
-            Destination(namespace),
-            automated=Automated(prune=True, self_heal=True),
-        ),
-    )
-    controllers.start()
-
-    async def partly_applied() -> bool:
-        return 0 < await _count(kube, namespace, "v1") < n
-
-    await wait_for(partly_applied, within=60, interval=0.05, what="sync under way")
-    controllers.kill()
-    interrupted = await _count(kube, namespace, "v1")
-    assert interrupted < n, "the kill must land mid-sync for this test to mean anything"
-
-    controllers.start()
-
-    async def converged() -> dict[str, Any] | None:
-        a = await store.get_app(kube, "big", apps_ns)
-        st = a.status
-        if (st.get("sync") or {}).get("status") == "Synced" and st.get("history"):
-            return st
-        return None
-
-    st = await wait_for(converged, within=120, what="Synced after the restart")
-    assert await _count(kube, namespace, "v1") == n
-    assert st["history"][-1]["revision"] == commit
-    assert st["operationState"]["phase"] == "Succeeded"
-
-
 async def test_two_replicas_share_apps_and_a_killed_ones_apps_are_taken_over(
     kube: KubeClient, namespace: str, apps_ns: str, controllers: Controllers, tmp_path: Path
 ) -> None:
@@ -178,3 +136,84 @@ async def test_two_replicas_share_apps_and_a_killed_ones_apps_are_taken_over(
         app = await store.get_app(kube, a, apps_ns)
         await store.patch_spec(kube, app, {"source": {"targetRevision": "HEAD"}})
     await wait_for(lambda: all_at("v2"), within=60, what="alpha took over beta's apps")
+
+
+PRE_SYNC = """apiVersion: batch/v1
+kind: Job
+metadata: {name: pre, annotations: {gitmoor.io/hook: PreSync}}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: 'busybox:1.36', command: [sh, -c, sleep 1]}]
+"""
+WAVE_CM = (
+    "apiVersion: v1\nkind: ConfigMap\n"
+    "metadata: {{name: {name}, annotations: {{gitmoor.io/sync-wave: '{wave}'}}}}\n"
+    "data: {{value: v1}}\n"
+)
+
+
+async def test_sigkill_in_wave_1_resumes_there_after_the_restart(
+    kube: KubeClient, namespace: str, apps_ns: str, controllers: Controllers, tmp_path: Path
+) -> None:
+    """The kill lands while the operation says it waits at wave 1's gate (a state it
+    reports, not a moment hoped for). After the restart the PreSync Job is not run
+    again, waves 0 and 1 are not applied again, and the operation ends Succeeded."""
+    repo = GitRepo(tmp_path / "repo")
+    commit = repo.commit(
+        {
+            "app/pre.yaml": PRE_SYNC,
+            "app/zero.yaml": WAVE_CM.format(name="zero", wave="0"),
+            "app/one.yaml": WAVE_CM.format(name="one", wave="1"),
+            "app/slow.yaml": dump(slow_deployment("one", 10, wave="1")),
+            "app/two.yaml": WAVE_CM.format(name="two", wave="2"),
+        }
+    )
+    await store.save_app(
+        kube,
+        application_manifest(
+            "waves",
+            apps_ns,
+            AppSource(repo.url, "app", "main"),
+            Destination(namespace),
+            automated=Automated(prune=True),
+        ),
+    )
+    controllers.start()
+
+    async def at_wave_1_gate() -> bool:
+        op = (await store.get_app(kube, "waves", apps_ns)).status.get("operationState") or {}
+        p = op.get("progress") or {}
+        return (p.get("stage"), p.get("wave"), p.get("part")) == ("wave", 1, "gate")
+
+    await wait_for(at_wave_1_gate, within=60, what="the sync waiting at wave 1")
+    controllers.kill()
+
+    def cm(name: str) -> ObjectRef:
+        return ObjectRef("", "v1", "ConfigMap", namespace, name)
+
+    hook = ObjectRef("batch", "v1", "Job", namespace, "pre")
+
+    async def version(ref: ObjectRef) -> str:
+        live = await kube.get(ref)
+        assert live is not None, ref
+        return str(live["metadata"]["resourceVersion"])
+
+    hook_uid = (await kube.get(hook) or {})["metadata"]["uid"]
+    before = {n: await version(cm(n)) for n in ("zero", "one")}
+    assert await kube.get(cm("two")) is None
+
+    controllers.start()
+
+    async def succeeded() -> dict[str, Any] | None:
+        st = (await store.get_app(kube, "waves", apps_ns)).status
+        op = st.get("operationState") or {}
+        return st if op.get("phase") == "Succeeded" else None
+
+    st = await wait_for(succeeded, within=90, what="the resumed operation Succeeded")
+    assert (await kube.get(hook) or {})["metadata"]["uid"] == hook_uid, "PreSync not run again"
+    assert {n: await version(cm(n)) for n in ("zero", "one")} == before, "waves 0, 1 not again"
+    assert await kube.get(cm("two")) is not None
+    assert [h["revision"] for h in st["history"]] == [commit]

@@ -16,10 +16,10 @@ import pytest
 
 from gitmoor.controller.service import WEBHOOK_SECRET, serve_controller
 from gitmoor.engine import store
-from gitmoor.engine.repos import add_repo
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
 from gitmoor.model.application import AppSource, Automated, Destination, application_manifest
+from gitmoor.settings.repos import add_repo
 from gitmoor.testenv import free_port
 from support.githttp import PASSWORD, USER, GitHTTPServer, _handler
 from support.gitrepo import GitRepo

@@ -191,9 +191,8 @@ async def test_the_grant_is_namespaced(install: Install, sa_kube: KubeClient) ->
     for ns in (install.other, ""):  # a namespace not listed; all namespaces
         with pytest.raises(ApiError, match="forbidden"):
             await sa_kube.list(configmaps, ns)
-    # In its own namespace, one ConfigMap only (the notification settings).
-    with pytest.raises(ApiError, match="forbidden"):
-        await sa_kube.get(ObjectRef("", "v1", "ConfigMap", install.apps_ns, "anything-else"))
+    # In its own namespace, ConfigMaps: its settings and the apps' inventories.
+    assert await sa_kube.get(ObjectRef("", "v1", "ConfigMap", install.apps_ns, "absent")) is None
     with pytest.raises(ApiError, match="forbidden"):
         await sa_kube.get(ObjectRef("", "v1", "Namespace", "", install.other))
 

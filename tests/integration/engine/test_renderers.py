@@ -50,7 +50,7 @@ async def test_kustomize_overlay_syncs_healthy(env: AppEnv, repo_root: Path) -> 
     assert ((await env.get(cm)) or {})["data"]["LOG_LEVEL"] == "debug"
     migrate = await env.get(job_ref(env.namespace, "guestbook-migrate"))
     assert (migrate or {}).get("status", {}).get("succeeded") == 1
-    app = await env.app("guestbook-dev")
+    app = await env.healthy("guestbook-dev")
     assert app.status["sync"] == {"status": "Synced", "revision": sha}
     assert app.status["health"]["status"] == "Healthy"
 
@@ -71,6 +71,7 @@ async def test_helm_chart_with_a_values_file_syncs_healthy(env: AppEnv, repo_roo
         "Deployment/dash-dashboard",
         "Service/dash-dashboard",
     ]
+    await env.healthy("dash")
     web = await env.get(deploy_ref(env.namespace, "dash-dashboard"))
     assert web is not None
     assert web["spec"]["replicas"] == 2  # from values-prod.yaml

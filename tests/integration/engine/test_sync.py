@@ -61,7 +61,7 @@ async def test_first_sync_creates_tracked_objects_and_records_status(env: AppEnv
         "Deployment/web": "created",
         "Job/once": "created",
     }
-    app = await env.app("first")
+    app = await env.healthy("first")
     for ref in [r.ref for r in result.resources]:
         live = await env.get(ref)
         assert live is not None, ref

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gitmoor.engine.repos import add_repo
 from gitmoor.model.project import AppProject, ProjectDestination
 from gitmoor.settings import create_project
+from gitmoor.settings.repos import add_repo
 from support.apps import cm_ref, configmap, dump
 from support.githttp import PASSWORD, USER
 from support.gitrepo import GitRepo

@@ -12,7 +12,6 @@ from gitmoor.engine.projects import (
     load_project,
     sync_identity,
 )
-from gitmoor.engine.repos import credentials_for
 from gitmoor.model import Manifest, ObjectRef, Source
 from gitmoor.model.application import (
     Application,
@@ -30,6 +29,7 @@ from gitmoor.model.project import (
     ProjectViolation,
     ServiceAccount,
 )
+from gitmoor.settings.repos import credentials_for
 from gitmoor.source import RepoCredentials
 
 TEAM_A = AppProject(

@@ -46,7 +46,7 @@ from gitmoor.model.application import DEFAULT_NAMESPACE, REPO_SECRET_LABEL
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-log = logging.getLogger("gitmoor.engine.clusters")
+log = logging.getLogger("gitmoor.settings.clusters")
 
 #: the label (shared with repository Secrets) and its value for cluster Secrets
 SECRET_TYPE_LABEL = REPO_SECRET_LABEL

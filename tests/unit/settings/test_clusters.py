@@ -9,7 +9,9 @@ from typing import Any, cast
 
 import pytest
 
-from gitmoor.engine.clusters import (
+from gitmoor.kube import ClusterConfig, KubeClient
+from gitmoor.model import UserInputError
+from gitmoor.settings.clusters import (
     CLUSTER_SECRET_TYPE,
     IN_CLUSTER,
     SECRET_TYPE_LABEL,
@@ -20,8 +22,6 @@ from gitmoor.engine.clusters import (
     is_in_cluster,
     secret_name,
 )
-from gitmoor.kube import ClusterConfig, KubeClient
-from gitmoor.model import UserInputError
 
 CA = b"-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n"
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"

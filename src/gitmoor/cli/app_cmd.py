@@ -1,0 +1,622 @@
+"""`gitmoor app create|list|get|diff|sync|terminate-op|history|rollback|delete|set|suspend|resume`.
+
+Applications, spelt like Argo CD's ``argocd app …``. The commands are thin: the
+engine (:class:`gitmoor.engine.app.Engine`) and the store do the work, imported
+inside each command so that ``gitmoor --help`` does not load them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from gitmoor.cli._common import State, err, fail, make_engine, out, parse_bool, run, whoami
+from gitmoor.model import GitmoorError, SyncStatus, UserInputError
+from gitmoor.model.application import (
+    AppSource,
+    Automated,
+    Destination,
+    HelmSource,
+    application_manifest,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gitmoor.engine import SyncEvent, SyncResult
+    from gitmoor.kube import KubeClient
+
+app_cmd = typer.Typer(
+    help="Create, inspect, diff, sync, roll back and delete Applications.", no_args_is_help=True
+)
+
+
+@app_cmd.command("create")
+def app_create(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="the Application's name (with --from-argocd: default, the file's)"),
+    ] = None,
+    repo: Annotated[
+        str | None,
+        typer.Option(help="Git repository URL (https, ssh, git@host:org/repo, file://)"),
+    ] = None,
+    path: Annotated[str, typer.Option(help="path of the app inside the repository")] = ".",
+    revision: Annotated[
+        str, typer.Option(help="branch, tag, commit SHA or semver constraint over tags")
+    ] = "HEAD",
+    dest_namespace: Annotated[str, typer.Option(help="namespace to deploy into")] = "default",
+    dest_name: Annotated[
+        str, typer.Option(help="registered cluster name (default: this cluster)")
+    ] = "",
+    project: Annotated[
+        str,
+        typer.Option(
+            help="the AppProject whose rules the app keeps (repositories, destinations, kinds; "
+            "see `gitmoor proj`)"
+        ),
+    ] = "default",
+    auto_sync: Annotated[
+        bool, typer.Option("--auto-sync", help="sync automatically on changes")
+    ] = False,
+    auto_prune: Annotated[
+        bool,
+        typer.Option("--auto-prune", help="with --auto-sync, prune what Git no longer declares"),
+    ] = False,
+    self_heal: Annotated[
+        bool, typer.Option("--self-heal", help="with --auto-sync, revert drift in the cluster")
+    ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="with --auto-sync, allow syncing an empty render")
+    ] = False,
+    sync_option: Annotated[
+        list[str] | None,
+        typer.Option("--sync-option", help="e.g. CreateNamespace=true (repeatable)"),
+    ] = None,
+    helm_release: Annotated[
+        str, typer.Option(help="Helm release name (default: the app's name)")
+    ] = "",
+    helm_values: Annotated[
+        list[str] | None, typer.Option("--values", help="Helm value file in the repo (repeatable)")
+    ] = None,
+    upsert: Annotated[bool, typer.Option("--upsert", help="update the app if it exists")] = False,
+    from_argocd: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-argocd",
+            metavar="FILE",
+            help="convert the Argo CD Application (argoproj.io/v1alpha1) in FILE: source, "
+            "Helm values, destination, project, syncPolicy, ignoreDifferences; prints a "
+            "warning line for each field not carried over and refuses fields gitmoor cannot "
+            "honour (several sources, plugins, Jsonnet, Helm repository charts). Only NAME "
+            "and --upsert combine with it",
+        ),
+    ] = None,
+) -> None:
+    """Create an Application, from options or from an Argo CD Application (--from-argocd)."""
+    if from_argocd is not None:
+        given = {
+            "--repo": repo is not None,
+            "--path": path != ".",
+            "--revision": revision != "HEAD",
+            "--dest-namespace": dest_namespace != "default",
+            "--dest-name": bool(dest_name),
+            "--project": project != "default",
+            "--auto-sync": auto_sync,
+            "--auto-prune": auto_prune,
+            "--self-heal": self_heal,
+            "--allow-empty": allow_empty,
+            "--sync-option": bool(sync_option),
+            "--helm-release": bool(helm_release),
+            "--values": bool(helm_values),
+        }
+        if any(given.values()):
+            flags = ", ".join(flag for flag, on in given.items() if on)
+            raise fail(f"--from-argocd takes the whole app from FILE; leave out {flags}")
+        from gitmoor.cli.argocd import convert_argocd, load_argocd_file
+
+        try:
+            converted = convert_argocd(
+                load_argocd_file(from_argocd), apps_namespace=State.namespace, name=name
+            )
+        except GitmoorError as e:
+            raise fail(str(e)) from None
+        for w in converted.warnings:
+            err.print(f"[yellow]warning:[/yellow] {w}", markup=True)
+        _save_app(converted.manifest, upsert)
+        return
+    if name is None or repo is None:
+        raise fail("app create needs NAME and --repo (or --from-argocd FILE)")
+    manifest = application_manifest(
+        name,
+        State.namespace,
+        AppSource(
+            repo_url=repo,
+            path=path,
+            target_revision=revision,
+            helm=HelmSource(release_name=helm_release, value_files=tuple(helm_values or ())),
+        ),
+        Destination(namespace=dest_namespace, name=dest_name),
+        project=project,
+        automated=Automated(prune=auto_prune, self_heal=self_heal, allow_empty=allow_empty)
+        if auto_sync
+        else None,
+        sync_options=tuple(sync_option or ()),
+    )
+    _save_app(manifest, upsert)
+
+
+def _check_repo_url(url: str) -> None:
+    """Refuse a malformed URL or one with credentials before it is stored in a spec."""
+    from gitmoor.source import check_repo_url
+
+    try:
+        check_repo_url(url)
+    except GitmoorError as e:
+        raise fail(str(e)) from None
+
+
+def _save_app(manifest: dict[str, Any], upsert: bool) -> None:
+    from gitmoor.engine import store
+
+    _check_repo_url(str(((manifest.get("spec") or {}).get("source") or {}).get("repoURL") or ""))
+
+    async def go(kube: KubeClient) -> None:
+        await store.save_app(kube, manifest, upsert=upsert)
+
+    run(go)
+    name = manifest["metadata"]["name"]
+    out.print(f"application {name} {'saved' if upsert else 'created'}")
+
+
+@app_cmd.command("list")
+def app_list(
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="table, wide, json or yaml")
+    ] = "table",
+) -> None:
+    """List Applications with their sync and health status."""
+    from gitmoor.cli import output
+    from gitmoor.engine import store
+
+    apps = run(lambda kube: store.list_apps(kube, State.namespace))
+    output.print_apps(out, apps, output_format)
+
+
+@app_cmd.command("get")
+def app_get(
+    name: str,
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="table, wide, json or yaml")
+    ] = "table",
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="recompute status from Git and the cluster first")
+    ] = False,
+) -> None:
+    """Show one Application: source, status, resources, last operation, conditions."""
+    from gitmoor.cli import output
+    from gitmoor.engine import store
+
+    async def go(kube: KubeClient) -> Any:
+        engine = make_engine(kube)
+        a = await store.get_app(kube, name, State.namespace)
+        if refresh:
+            a, _ = await engine.refresh(a)
+        # Every object, also those an app of more than 100 keeps in its inventory.
+        resources = await engine.resources(a)
+        return dataclasses.replace(a, raw={**a.raw, "status": {**a.status, "resources": resources}})
+
+    output.print_app(out, run(go), output_format)
+
+
+@app_cmd.command("diff")
+def app_diff(
+    name: str,
+    revision: Annotated[
+        str | None, typer.Option(help="compare this revision instead of the target")
+    ] = None,
+) -> None:
+    """Show what a sync would change, as unified diffs (Secret values masked).
+
+    Exit code 0: no differences; 1: differences; 2: error (as `kubectl diff`).
+    """
+    from gitmoor.cli import output
+    from gitmoor.engine import store
+
+    async def go(kube: KubeClient) -> int:
+        engine = make_engine(kube)
+        a = await store.get_app(kube, name, State.namespace)
+        desired = await engine.desired(a, revision)
+        for w in desired.warnings:
+            err.print(f"[yellow]warning:[/yellow] {w}", markup=True)
+        cmp = await engine.diff(a, desired=desired)
+        changed = 0
+        for r in cmp.resources:
+            if r.sync is SyncStatus.SYNCED:
+                continue
+            changed += 1
+            if r.requires_pruning:
+                out.print(
+                    f"[bold]===== {r.ref} (requires pruning: no longer in Git) =====[/bold]",
+                    markup=True,
+                )
+            elif r.health.status.value == "Missing":
+                out.print(
+                    f"[bold]===== {r.ref} (missing: will be created) =====[/bold]", markup=True
+                )
+            elif r.message:
+                out.print(f"[bold]===== {r.ref} ({r.message}) =====[/bold]", markup=True)
+            if r.diff is not None and r.diff.diff:
+                output.print_diff(out, r.diff.diff)
+        summary = f"{changed} object(s) differ" if changed else "no differences"
+        err.print(f"{summary} at revision {desired.revision[:12]}")
+        return 1 if changed else 0
+
+    raise typer.Exit(run(go))
+
+
+def _parse_resource(spec: str) -> tuple[str, str, str]:
+    parts = spec.split(":")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise fail(
+            f"--resource takes GROUP:KIND:NAME (GROUP empty for core kinds, e.g. :ConfigMap:cfg), not {spec!r}"
+        )
+    return parts[0], parts[1], parts[2]
+
+
+def _printer(quiet: bool) -> Callable[[SyncEvent], None]:
+    from gitmoor.engine import Action
+
+    styles = {
+        Action.CREATED: "green",
+        Action.CONFIGURED: "yellow",
+        Action.UNCHANGED: "dim",
+        Action.PRUNED: "magenta",
+        Action.PRUNE_SKIPPED: "dim",
+        Action.FAILED: "red",
+        Action.HOOK_SUCCEEDED: "green",
+        Action.HOOK_FAILED: "red",
+    }
+
+    def show(ev: SyncEvent) -> None:
+        if ev.kind == "warning":
+            # Even when quiet: an annotation overruled or ignored changes what the sync does.
+            err.print(f"[yellow]warning:[/yellow] {ev.message}", markup=True)
+            return
+        if quiet:
+            return
+        if ev.kind == "wave":
+            out.print(f"[bold]{ev.message}[/bold]", markup=True)
+        elif ev.result is not None:
+            style = styles.get(ev.result.action, "")
+            # Fields taken follow, one line each ("taken" events), so grep finds them.
+            shown = ev.result.message if not ev.result.taken else ""
+            if ev.result.taken and ev.result.message.startswith("dry run"):
+                shown = "dry run"
+            msg = f" — {shown}" if shown else ""
+            # Escaped: server messages and field paths carry brackets
+            # (containers[name="web"]) that rich would take for markup.
+            out.print(
+                f"  [{style}]{ev.result.action.value:<14}[/{style}] "
+                + escape(f"{ev.result.ref}{msg}"),
+                markup=True,
+            )
+        else:
+            out.print(f"  {ev.message}", markup=False)
+
+    return show
+
+
+def _finish(result: SyncResult) -> None:
+    if result.ok:
+        out.print(
+            f"[green]{result.phase.value}[/green]: "
+            + escape(f"{result.message} (revision {result.revision[:12]})"),
+            markup=True,
+        )
+        return
+    err.print(f"[red]{result.phase.value}[/red]: " + escape(result.message), markup=True)
+    raise typer.Exit(1 if result.phase.value == "Failed" else 2)
+
+
+@app_cmd.command("sync")
+def app_sync(
+    name: str,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show what would change; write nothing")
+    ] = False,
+    prune: Annotated[
+        bool | None,
+        typer.Option(
+            "--prune/--no-prune",
+            help="delete what Git no longer declares (default: the app's automated.prune)",
+        ),
+    ] = None,
+    force_conflicts: Annotated[
+        bool | None,
+        typer.Option(
+            "--force-conflicts/--no-force-conflicts",
+            help="take the fields Git declares from other field managers (kubectl scale, "
+            "kubectl edit) and print each taken field; the default, as in Argo CD and Flux, "
+            "unless the app's sync options say ForceConflicts=false. --no-force-conflicts "
+            "refuses instead: the sync fails naming each field and its manager",
+            show_default=False,
+        ),
+    ] = None,
+    resource: Annotated[
+        list[str] | None, typer.Option("--resource", help="sync only GROUP:KIND:NAME (repeatable)")
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option(help="sync this revision instead of the target")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait for the health of each wave")
+    ] = 300.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the outcome")] = False,
+    via_controller: Annotated[
+        bool, typer.Option("--async", help="only request the sync; the controller runs it")
+    ] = False,
+) -> None:
+    """Sync an app: apply (server-side) wave by wave, wait for health, prune.
+
+    Runs here and records the outcome in the app's status (operationState,
+    history), as the controller would; --async requests it from the controller.
+    Fields Git declares that another field manager holds are taken, each printed
+    as a line ("took spec.replicas from kubectl").
+    """
+    from gitmoor.engine import SyncOptions, store
+
+    only = frozenset(_parse_resource(r) for r in resource) if resource else None
+
+    async def go(kube: KubeClient) -> SyncResult | None:
+        a = await store.get_app(kube, name, State.namespace)
+        auto = a.spec.sync_policy.automated
+        do_prune = prune if prune is not None else bool(auto and auto.prune)
+        if via_controller:
+            await store.set_operation(
+                kube,
+                a,
+                {
+                    "sync": {
+                        "revision": revision or a.spec.source.target_revision,
+                        "prune": do_prune,
+                        "dryRun": dry_run,
+                        "resources": [{"group": g, "kind": k, "name": n} for g, k, n in only or ()],
+                    }
+                    # Only when given: absent, the controller follows the app's choice.
+                    | ({} if force_conflicts is None else {"forceConflicts": force_conflicts}),
+                    "initiatedBy": {"username": whoami()},
+                },
+            )
+            return None
+        options = SyncOptions.for_app(
+            a,
+            prune=do_prune,
+            dry_run=dry_run,
+            force_conflicts=force_conflicts,
+            only=only,
+            timeout=timeout,
+        )
+        return await make_engine(kube).sync(
+            a, options, revision=revision, initiated_by=whoami(), progress=_printer(quiet)
+        )
+
+    result = run(go)
+    if result is None:
+        out.print(
+            f"sync of {name} requested; the controller will run it (see `gitmoor app get {name}`)"
+        )
+        return
+    _finish(result)
+
+
+@app_cmd.command("terminate-op")
+def app_terminate_op(
+    name: Annotated[str, typer.Argument(help="the Application whose operation to stop")],
+) -> None:
+    """Ask the app's running operation to stop between steps (as `argocd app terminate-op`).
+
+    Sets the operation's phase to Terminating; whoever runs it (the controller,
+    or `gitmoor app sync` in another terminal) stops before its next step, and
+    what it already applied stays applied. Exit code 1 when no operation is running.
+    """
+    from gitmoor.engine import store
+
+    async def go(kube: KubeClient) -> bool:
+        a = await store.get_app(kube, name, State.namespace)
+        return await make_engine(kube).terminate(a)
+
+    if not run(go):
+        # Argo CD refuses the same request ("No operation is in progress"); a
+        # script that meant to stop something learns that nothing was running.
+        raise fail(f"no operation is running for {name}", 1)
+    out.print(f"operation of {name} asked to terminate")
+
+
+@app_cmd.command("history")
+def app_history(
+    name: str,
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="table, json or yaml")
+    ] = "table",
+) -> None:
+    """List the app's deployed revisions (the IDs that rollback takes)."""
+    from rich.table import Table
+
+    from gitmoor.cli import output
+    from gitmoor.engine import store
+
+    a = run(lambda kube: store.get_app(kube, name, State.namespace))
+    history = list(a.status.get("history") or [])
+    if output_format in ("json", "yaml"):
+        output.dump(out, history, output_format)
+        return
+    t = Table("ID", "DEPLOYED AT", "REVISION", "INITIATED BY", box=None)
+    for h in reversed(history):
+        t.add_row(
+            str(h.get("id")),
+            str(h.get("deployedAt", "")),
+            str(h.get("revision", ""))[:12],
+            str(h.get("initiatedBy", "")),
+        )
+    out.print(t)
+
+
+@app_cmd.command("rollback")
+def app_rollback(
+    name: str,
+    history_id: Annotated[int, typer.Argument(help="history ID (see `gitmoor app history`)")],
+    prune: Annotated[
+        bool, typer.Option("--prune/--no-prune", help="delete what that revision does not declare")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="seconds to wait for the health of each wave")
+    ] = 300.0,
+    force_conflicts: Annotated[
+        bool | None,
+        typer.Option(
+            "--force-conflicts/--no-force-conflicts",
+            help="take fields that other field managers hold (the default unless the app "
+            "says ForceConflicts=false); --no-force-conflicts fails on such a conflict",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Sync the revision of a history entry, and switch automated sync off so the
+    controller does not roll forward again (re-enable with `app set --auto-sync=true`)."""
+    from gitmoor.engine import SyncOptions, store
+
+    async def go(kube: KubeClient) -> SyncResult:
+        a = await store.get_app(kube, name, State.namespace)
+        if a.spec.sync_policy.automated is not None:
+            err.print(
+                f"automated sync of {name} is switched off for the rollback; "
+                f"`gitmoor app set {name} --auto-sync=true` re-enables it"
+            )
+        return await make_engine(kube).rollback(
+            a,
+            history_id,
+            initiated_by=whoami(),
+            progress=_printer(quiet),
+            # allowEmpty off: a rollback switches automation (and its policy) off.
+            options=SyncOptions.for_app(
+                a,
+                prune=prune,
+                timeout=timeout,
+                allow_empty=False,
+                force_conflicts=force_conflicts,
+            ),
+        )
+
+    _finish(run(go))
+
+
+@app_cmd.command("delete")
+def app_delete(
+    name: str,
+    cascade: Annotated[
+        str,
+        typer.Option(
+            help="true: also delete the app's resources (only those it owns); false: keep them"
+        ),
+    ] = "true",
+) -> None:
+    """Delete an Application, and with it the resources it deployed unless --cascade=false."""
+    from gitmoor.engine import store
+
+    do_cascade = parse_bool(cascade, "--cascade")
+
+    async def go(kube: KubeClient) -> list[Any]:
+        a = await store.get_app(kube, name, State.namespace)
+        return await make_engine(kube).delete(a, cascade=do_cascade)
+
+    deleted = run(go)
+    for ref in deleted:
+        out.print(f"  deleted {ref}")
+    out.print(f"application {name} deleted" + ("" if do_cascade else " (its resources were kept)"))
+
+
+@app_cmd.command("set")
+def app_set(
+    name: str,
+    revision: Annotated[str | None, typer.Option(help="targetRevision")] = None,
+    path: Annotated[str | None, typer.Option(help="source path")] = None,
+    repo: Annotated[str | None, typer.Option(help="source repoURL")] = None,
+    dest_namespace: Annotated[str | None, typer.Option(help="destination namespace")] = None,
+    auto_sync: Annotated[str | None, typer.Option("--auto-sync", help="true or false")] = None,
+    auto_prune: Annotated[str | None, typer.Option("--auto-prune", help="true or false")] = None,
+    self_heal: Annotated[str | None, typer.Option("--self-heal", help="true or false")] = None,
+) -> None:
+    """Change an Application's spec."""
+    from gitmoor.engine import store
+
+    source: dict[str, Any] = {}
+    if revision is not None:
+        source["targetRevision"] = revision
+    if path is not None:
+        source["path"] = path
+    if repo is not None:
+        _check_repo_url(repo)
+        source["repoURL"] = repo
+    patch: dict[str, Any] = {}
+    if source:
+        patch["source"] = source
+    if dest_namespace is not None:
+        patch["destination"] = {"namespace": dest_namespace}
+
+    async def go(kube: KubeClient) -> None:
+        a = await store.get_app(kube, name, State.namespace)
+        auto = a.spec.sync_policy.automated
+        if auto_sync is not None and not parse_bool(auto_sync, "--auto-sync"):
+            patch["syncPolicy"] = {"automated": None}
+        elif auto_sync is not None or auto_prune is not None or self_heal is not None:
+            if auto is None and auto_sync is None:
+                raise UserInputError(f"{name} has no automated sync; add --auto-sync=true")
+            patch["syncPolicy"] = {
+                "automated": {
+                    "prune": parse_bool(auto_prune, "--auto-prune")
+                    if auto_prune is not None
+                    else bool(auto and auto.prune),
+                    "selfHeal": parse_bool(self_heal, "--self-heal")
+                    if self_heal is not None
+                    else bool(auto and auto.self_heal),
+                    "allowEmpty": bool(auto and auto.allow_empty),
+                }
+            }
+        if not patch:
+            raise UserInputError("nothing to set: give at least one option")
+        await store.patch_spec(kube, a, patch)
+
+    run(go)
+    out.print(f"application {name} updated")
+
+
+def _set_suspended(name: str, suspended: bool) -> None:
+    from gitmoor.engine import store
+
+    async def go(kube: KubeClient) -> None:
+        a = await store.get_app(kube, name, State.namespace)
+        await store.patch_spec(kube, a, {"syncPolicy": {"suspended": suspended}})
+
+    run(go)
+
+
+@app_cmd.command("suspend")
+def app_suspend(name: str) -> None:
+    """Pause the app's automation (automated sync and self-heal); status keeps being refreshed."""
+    _set_suspended(name, True)
+    out.print(
+        f"application {name} suspended: no automated sync or self-heal until `gitmoor app resume {name}`"
+    )
+
+
+@app_cmd.command("resume")
+def app_resume(name: str) -> None:
+    """Resume the app's automation after `app suspend`."""
+    _set_suspended(name, False)
+    out.print(f"application {name} resumed")

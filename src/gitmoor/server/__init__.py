@@ -1,1 +1,0 @@
-"""gitmoor.server."""
