@@ -13,8 +13,16 @@ runs as a separate process (``python -m gitmoor.cli.main ... controller``) with 
 kubeconfig of its own, so that its CPU and memory are read from /proc and its
 requests are its own. Then, in order:
 
+  bare      the baseline (issue 11): before the controller ever runs, a bare HTTP/2
+            client (bench/bare.py: httpx, one connection, --in-flight requests at
+            a time) server-side applies the same N x M ConfigMaps into N new
+            namespaces of the apps' names; ``bare_write_seconds`` counts the
+            ConfigMaps only. The namespaces are then deleted and awaited until
+            gone, so the controller starts from an empty cluster.
   converge  the controller starts; seconds until every app is Synced and Healthy at
-            the commit, with its sync recorded (a watch of the Applications).
+            the commit, with its sync recorded (a watch of the Applications). It
+            includes what the baseline does not write: the process start, the
+            namespaces (CreateNamespace) and each app's Deployment.
   steady    once the controller is idle, a window (--steady s) in which the
             benchmark makes no request at all: the controller's requests by verb
             (its own gitmoor_kube_requests_total, exact) and the API server's
@@ -39,7 +47,10 @@ requests are its own. Then, in order:
             every app is Synced and Healthy with a recorded sync of that commit.
 
 Prints one line per figure (key=value, the aim next to it) so runs can be
-compared. Every wait has a deadline; the controller, the git server and the
+compared, then a summary against issue 11's aims: first and restart convergence
+within 1.5x ``bare_write_seconds`` (``converge_ratio``, ``restart_ratio``) and
+below Flux's 72-76 s on this machine, idle requests 0/min, idle CPU <= 1 s/min,
+RSS <= 300 MB. Every wait has a deadline; the controller, the git server and the
 control plane are stopped at the end, on failure too (the controller's log tail
 is printed then).
 """
@@ -74,6 +85,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from bare import apply_all, bare_client  # noqa: E402
 
 from gitmoor.engine import store  # noqa: E402
 from gitmoor.kube import KubeClient, load_kubeconfig  # noqa: E402
@@ -630,6 +643,62 @@ class Figures:
         print(line, flush=True)
 
 
+async def bare_phase(
+    kube: KubeClient, names: list[str], m: int, args: argparse.Namespace, fig: Figures
+) -> float:
+    """The baseline: the apps' ConfigMaps written by the bare client; then none left.
+
+    The objects are the repository's own (``configmap(app, i, "v0")``, each in the
+    namespace of its app), written on the same control plane in the same run as
+    the controller's figures, so the ratios hold whatever the machine's load that
+    day. The namespaces are applied first, outside the timing: the figure is the
+    issue's "the bare client writing the same 10,000 objects".
+    """
+    namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": a}} for a in names]
+    configmaps: list[dict[str, Any]] = []
+    for a in names:
+        for i in range(m):
+            obj = yaml.safe_load(configmap(a, i, "v0"))
+            obj["metadata"]["namespace"] = a
+            configmaps.append(obj)
+    async with bare_client(kube.config) as http:
+        ns_seconds = await apply_all(http, namespaces, in_flight=args.in_flight)
+        write = await apply_all(http, configmaps, in_flight=args.in_flight)
+    fig.add(
+        "bare_write_seconds",
+        f"{write:.1f}",
+        f"{len(configmaps)} ConfigMaps by server-side apply, httpx http2, 1 connection, "
+        f"{args.in_flight} in flight, {len(configmaps) / write:.0f} objects/s; the "
+        f"{len(names)} namespaces before them took {ns_seconds:.1f}s, not counted; "
+        f"loadavg {loadavg()}",
+    )
+
+    # Deleted and awaited, namespaces included: the controller's convergence starts
+    # from an empty cluster, with no namespace controller still busy beside it.
+    t0 = time.monotonic()
+    sem = asyncio.Semaphore(args.in_flight)
+
+    async def drop(a: str) -> None:
+        async with sem:
+            await kube.delete(ObjectRef("", "v1", "Namespace", "", a))
+
+    await asyncio.gather(*(drop(a) for a in names))
+    ns_resource = await kube.resource("", "v1", "Namespace")
+    wanted = set(names)
+
+    async def all_gone() -> bool:
+        listed = await kube.list(ns_resource)
+        return not any(o["metadata"]["name"] in wanted for o in listed.items)
+
+    await poll(all_gone, within=900, interval=1.0, what="the baseline's namespaces to go")
+    fig.add(
+        "bare_cleanup_seconds",
+        f"{time.monotonic() - t0:.1f}",
+        "the baseline's namespaces deleted and gone before the controller starts",
+    )
+    return write
+
+
 async def bench(cp: ControlPlane, work: Path, args: argparse.Namespace, fig: Figures) -> None:
     n, m = args.apps, args.objects
     names = [f"app-{i:03d}" for i in range(n)]
@@ -707,6 +776,9 @@ async def run_phases(
             "stringData": {"webhook.github.secret": WEBHOOK_SECRET},
         }
     )
+    # ------------------------------------------------------------ 0. the baseline
+    bare = await bare_phase(kube, names, m, args, fig)
+
     sem = asyncio.Semaphore(32)
 
     async def create(a: str) -> None:
@@ -747,7 +819,9 @@ async def run_phases(
         "initial_convergence_seconds",
         f"{converge:.1f}",
         f"process start to all {n} apps Synced+Healthy with the sync recorded; "
-        f"first app at {first:.1f}s; {n * (m + 1) / converge:.0f} objects/s",
+        f"first app at {first:.1f}s; {n * (m + 1) / converge:.0f} objects/s; includes "
+        f"{n} namespaces and {n} Deployments beyond the baseline's {n * m} ConfigMaps; "
+        f"loadavg {loadavg()}",
     )
     fig.add(
         "initial_convergence_controller_cpu_seconds",
@@ -778,6 +852,7 @@ async def run_phases(
         time.monotonic(),
     )
     rss, hwm = ctrl.memory_mb()
+    steady_rss = rss
     minutes = (wall1 - wall0) / 60
     cache_objects = sum(v for (k, _), v in c1.items() if k == "gitmoor_cluster_cache_objects")
     own = by(delta(c1, c0), "gitmoor_kube_requests_total", "verb")
@@ -968,11 +1043,13 @@ async def run_phases(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watch_task
     reqs = by(met, "gitmoor_kube_requests_total", "verb")
+    restart = done_at - started
     fig.add(
         "restart_to_all_applied_seconds",
-        f"{done_at - started:.1f}",
+        f"{restart:.1f}",
         f"a commit changing one ConfigMap of each of {n} apps made while the controller was "
-        f"down; process start to every app Synced+Healthy with that sync recorded",
+        f"down; process start to every app Synced+Healthy with that sync recorded; "
+        f"loadavg {loadavg()}",
     )
     fig.add(
         "restart_controller_cpu_seconds",
@@ -980,6 +1057,32 @@ async def run_phases(
         f"+{children:.1f} children; requests {sum(reqs.values()):.0f} by verb {fmt(reqs)}; "
         f"rss {rss:.0f} MB peak {hwm:.0f}",
     )
+
+    # ------------------------------------------------------------ summary: issue 11's aims
+    print("# summary against issue 11's aims", flush=True)
+    fig.add(
+        "bare_write_seconds",
+        f"{bare:.1f}",
+        f"the baseline: {n * m} ConfigMaps, bare HTTP/2 client, {args.in_flight} in flight",
+    )
+    fig.add(
+        "converge_ratio",
+        f"{converge / bare:.2f}",
+        f"first convergence {converge:.1f}s / bare; aim <= 1.5 (and below Flux's 72-76 s); "
+        f"convergence includes the {n} namespaces, {n} Deployments and process start",
+    )
+    fig.add(
+        "restart_ratio",
+        f"{restart / bare:.2f}",
+        f"restart convergence {restart:.1f}s / bare; aim <= 1.5 (and below Flux's 72-76 s)",
+    )
+    fig.add(
+        "idle_requests_per_minute",
+        f"{sum(own.values()) / minutes:.1f}",
+        "aim 0 (the controller's own, watches aside)",
+    )
+    fig.add("idle_cpu_seconds_per_minute", f"{(cpu1[0] - cpu0[0]) / minutes:.2f}", "aim <= 1")
+    fig.add("idle_rss_mb", f"{steady_rss:.0f}", "aim <= 300")
     fig.add("loadavg_end", loadavg())
 
 
@@ -993,6 +1096,12 @@ def main() -> None:
     ap.add_argument("--pushes", type=int, default=20)
     ap.add_argument("--steady", type=float, default=60, help="seconds of the steady-state window")
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument(
+        "--in-flight",
+        type=int,
+        default=64,
+        help="requests in flight of the bare client (the baseline); 32-64 is its best",
+    )
     ap.add_argument("--interval", type=float, default=180)
     ap.add_argument("--converge-within", type=float, default=1200, help="deadline, seconds")
     ap.add_argument("--idle-within", type=float, default=300, help="deadline, seconds")
