@@ -101,6 +101,9 @@ async def test_resync_with_nothing_changed_writes_nothing(env: AppEnv, kubeconfi
     env.repo.commit(_app_files())
     await env.create("noop")
     assert (await env.sync("noop")).ok
+    # Settled first: the Deployment's status (and resourceVersion) moves as it
+    # rolls out, which is kube-controller-manager's write, not gitmoor's.
+    await env.healthy("noop")
     before = await env.snapshot()
 
     # A client of its own, so that only this sync's requests are counted.
