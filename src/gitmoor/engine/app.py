@@ -920,10 +920,7 @@ class Engine:
             theirs = await self.desired(other)
         except GitmoorError:
             return True
-        key = (ref.group, ref.kind, ref.namespace, ref.name)
-        return any(
-            (m.ref.group, m.ref.kind, m.ref.namespace, m.ref.name) == key for m in theirs.manifests
-        )
+        return any(m.ref.key == ref.key for m in theirs.manifests)
 
     async def _heartbeat(self, app: Application) -> None:
         """Renew operationState.heartbeatAt while a step runs, so the controller can

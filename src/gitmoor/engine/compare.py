@@ -165,11 +165,11 @@ def ignore_rules(app: Application) -> tuple[IgnoreRule, ...]:
 
 def same_object(a: ObjectRef, b: ObjectRef) -> bool:
     """Equal but for the version: one object is served under every version of its group."""
-    return (a.group, a.kind, a.namespace, a.name) == (b.group, b.kind, b.namespace, b.name)
+    return a.key == b.key
 
 
 def unversioned(ref: ObjectRef) -> tuple[str, str, str, str]:
-    return (ref.group, ref.kind, ref.namespace, ref.name)
+    return ref.key
 
 
 def prune_candidates(

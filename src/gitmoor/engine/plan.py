@@ -104,7 +104,7 @@ Sync options (``gitmoor.io/sync-options``, or Argo CD's ``argocd.argoproj.io/syn
     such as ``CreateNamespace``, which Argo CD reads only from the Application)
     is ignored, as Argo CD ignores options it does not know, with a warning so it is
     not silent. In ``gitmoor.io/sync-options`` unknown keys are kept uninterpreted
-    (``SyncOptions.get``); a known key with a value that is not ``true``/``false``
+    (``ObjectOptions.get``); a known key with a value that is not ``true``/``false``
     is an error.
 
 Compare options (``argocd.argoproj.io/compare-options``)
@@ -325,7 +325,7 @@ _COMPARE_NO_OPS = ("ServerSideDiff=true", "IncludeMutationWebhook=true")
 
 
 @dataclass(frozen=True, slots=True)
-class SyncOptions:
+class ObjectOptions:
     """Parsed sync options (``Key=value`` items, comma-separated).
 
     ``prune``, ``delete``, ``prune_last``, ``replace``, ``validate`` and
@@ -344,12 +344,12 @@ class SyncOptions:
     skip_dry_run_on_missing: bool = False
 
     @classmethod
-    def parse(cls, text: str, *, concerns: str | None = None) -> SyncOptions:
+    def parse(cls, text: str, *, concerns: str | None = None) -> ObjectOptions:
         """``gitmoor.io/sync-options``: a known key must be ``true`` or ``false``."""
         return cls.of(_parse_own_options(text, concerns))
 
     @classmethod
-    def of(cls, items: Mapping[str, str]) -> SyncOptions:
+    def of(cls, items: Mapping[str, str]) -> ObjectOptions:
         """From validated ``key → value`` items (the last one of a key wins)."""
 
         def flag(key: str) -> bool:
@@ -404,7 +404,7 @@ class Directives:
     delete_policies: frozenset[HookDeletePolicy] = frozenset(
         {HookDeletePolicy.BEFORE_HOOK_CREATION}
     )
-    options: SyncOptions = field(default_factory=SyncOptions)
+    options: ObjectOptions = field(default_factory=ObjectOptions)
     #: Argo CD's compare option: needing pruning does not make the app OutOfSync
     ignore_extraneous: bool = False
     #: annotations ignored or overruled, each a sentence naming the object
@@ -666,7 +666,7 @@ def directives(obj: JSONDict, *, concerns: str | None = None) -> Directives:
                 f"{where}: {SYNC_OPTIONS_ANNOTATION} {key}={own_options[key]} and "
                 f"{ARGOCD_SYNC_OPTIONS} {key}={value} disagree; gitmoor's wins"
             )
-    options = SyncOptions.of({**argo_options, **own_options})
+    options = ObjectOptions.of({**argo_options, **own_options})
 
     ignore_extraneous = (
         _compare_options(ann[ARGOCD_COMPARE_OPTIONS], where, warnings)
@@ -693,7 +693,7 @@ def sync_wave(obj: JSONDict, *, concerns: str | None = None) -> int:
     return directives(obj, concerns=concerns).wave
 
 
-def sync_options(obj: JSONDict, *, concerns: str | None = None) -> SyncOptions:
+def sync_options(obj: JSONDict, *, concerns: str | None = None) -> ObjectOptions:
     """The object's sync options: gitmoor's, with Argo CD's where gitmoor's is silent."""
     return directives(obj, concerns=concerns).options
 
@@ -800,7 +800,7 @@ def _order_key(wave: int, ref: ObjectRef) -> tuple[int, int, str, str, str, str]
 
 
 def _identity(ref: ObjectRef) -> tuple[str, str, str, str]:
-    return (ref.group, ref.kind, ref.namespace, ref.name)
+    return ref.key
 
 
 def _defined_kind(manifest: Manifest) -> tuple[str, str] | None:

@@ -33,7 +33,7 @@ Key = tuple[str, str, str, str]
 
 
 def key_of(ref: ObjectRef) -> Key:
-    return (ref.group, ref.kind, ref.namespace, ref.name)
+    return ref.key
 
 
 @dataclass

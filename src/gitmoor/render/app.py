@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from gitmoor.model import RenderResult
-    from gitmoor.render.base import AppSource, Renderer
+    from gitmoor.render.base import AppTree, Renderer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def renderer_name(root: Path, path: str, revision: str) -> str | None:
         return None
 
 
-def _escaped(err: Exception, app: AppSource) -> GitmoorError:
+def _escaped(err: Exception, app: AppTree) -> GitmoorError:
     """An error that got past the renderers' own handling, as a sentence for the app.
 
     Callers (the engine's refresh, the controller) report ``GitmoorError``s as

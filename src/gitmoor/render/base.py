@@ -74,7 +74,7 @@ _FIELDS_READ: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class AppSource:
+class AppTree:
     """One app inside a checked-out repository, already checked by ``open_app``.
 
     ``root`` and ``app_dir`` are resolved (no symlinks, no ``..``), and ``app_dir`` is
@@ -107,4 +107,4 @@ class Renderer(Protocol):
     @property
     def name(self) -> str: ...
 
-    def render(self, app: AppSource, options: RenderOptions) -> RenderResult: ...
+    def render(self, app: AppTree, options: RenderOptions) -> RenderResult: ...

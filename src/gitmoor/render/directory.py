@@ -18,12 +18,12 @@ from gitmoor.render.paths import file_size, read_text
 from gitmoor.render.yamlload import load_documents
 
 if TYPE_CHECKING:
-    from gitmoor.render.base import AppSource, RenderOptions
+    from gitmoor.render.base import AppTree, RenderOptions
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def manifest_files(app: AppSource) -> list[Path]:
+def manifest_files(app: AppTree) -> list[Path]:
     """The manifest files below the app path, in a stable order.
 
     Dot-prefixed files and directories are skipped: they hold tooling
@@ -50,7 +50,7 @@ class DirectoryRenderer:
 
     name = "directory"
 
-    def render(self, app: AppSource, options: RenderOptions) -> RenderResult:
+    def render(self, app: AppTree, options: RenderOptions) -> RenderResult:
         files = manifest_files(app)
         total = sum(file_size(app, path) for path in files)
         if total > MAX_RENDER_BYTES:

@@ -25,7 +25,7 @@ from gitmoor.render.proc import command_from_env, run_tool
 from gitmoor.render.yamlload import InvalidYAML, load_documents
 
 if TYPE_CHECKING:
-    from gitmoor.render.base import AppSource, RenderOptions
+    from gitmoor.render.base import AppTree, RenderOptions
 
 CHART_FILE = "Chart.yaml"
 
@@ -59,7 +59,7 @@ def _validated(options: RenderOptions) -> tuple[str, str]:
     return release, namespace
 
 
-def value_file(app: AppSource, entry: str) -> Path:
+def value_file(app: AppTree, entry: str) -> Path:
     """The resolved value file ``entry`` names; it must be a file in the repository.
 
     Relative paths are relative to the chart (the app path); an absolute path is
@@ -108,7 +108,7 @@ class HelmRenderer:
 
     name = "helm"
 
-    def render(self, app: AppSource, options: RenderOptions) -> RenderResult:
+    def render(self, app: AppTree, options: RenderOptions) -> RenderResult:
         release, namespace = _validated(options)
         files = [value_file(app, entry) for entry in options.value_files]
         with tempfile.TemporaryDirectory(prefix="gitmoor-helm-") as tmp:

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from gitmoor.render.base import AppSource, RenderOptions
+    from gitmoor.render.base import AppTree, RenderOptions
 
 #: The names kustomize recognises, in its own order of preference
 #: (``konfig.RecognizedKustomizationFileNames``).
@@ -204,7 +204,7 @@ def _plugin_entries(config: dict[str, Any], where: str) -> Iterator[_Entry]:
 
 
 def _target(
-    app: AppSource, directory: Path, entry: _Entry, where: str, options: RenderOptions
+    app: AppTree, directory: Path, entry: _Entry, where: str, options: RenderOptions
 ) -> Path | None:
     """The resolved local target of ``entry``, or ``None`` for an allowed remote base."""
     value = entry.value
@@ -247,7 +247,7 @@ def _target(
 
 
 def _check_plugin_text(
-    app: AppSource, text: str, where: str, loader_root: Path, options: RenderOptions
+    app: AppTree, text: str, where: str, loader_root: Path, options: RenderOptions
 ) -> None:
     for doc in load_documents(text, where=where):
         if isinstance(doc.data, dict):
@@ -262,7 +262,7 @@ def _is_dir(p: Path) -> bool:
         return False
 
 
-def check_kustomizations(app: AppSource, options: RenderOptions) -> None:
+def check_kustomizations(app: AppTree, options: RenderOptions) -> None:
     """Check every path-bearing field of every kustomization of the tree (module docstring).
 
     Plugin configs name paths relative to the kustomization that lists them as
@@ -307,7 +307,7 @@ def check_kustomizations(app: AppSource, options: RenderOptions) -> None:
 
 
 def _descend(
-    app: AppSource, target: Path, plugin_root: Path | None, stack: list[tuple[Path, Path | None]]
+    app: AppTree, target: Path, plugin_root: Path | None, stack: list[tuple[Path, Path | None]]
 ) -> None:
     if not target.is_relative_to(app.app_dir):
         # render_app checked the app path; a base elsewhere in the repository
@@ -325,7 +325,7 @@ class KustomizeRenderer:
 
     name = "kustomize"
 
-    def render(self, app: AppSource, options: RenderOptions) -> RenderResult:
+    def render(self, app: AppTree, options: RenderOptions) -> RenderResult:
         check_kustomizations(app, options)
         cmd = [
             *command_from_env("GITMOOR_KUBECTL", "kubectl"),

@@ -24,7 +24,7 @@ import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from gitmoor.model import PermanentError, UserInputError
-from gitmoor.render.base import AppSource
+from gitmoor.render.base import AppTree
 from gitmoor.render.limits import MAX_FILE_BYTES, mib
 
 
@@ -74,7 +74,7 @@ def inside_root(root: Path, candidate: Path, *, concerns: str) -> Path:
     return real
 
 
-def open_app(root: Path, path: str, revision: str) -> AppSource:
+def open_app(root: Path, path: str, revision: str) -> AppTree:
     """Check the app ``path`` inside the checkout at ``root`` and resolve it."""
     norm = normalise_relative(path, what="app path")
     try:
@@ -85,10 +85,10 @@ def open_app(root: Path, path: str, revision: str) -> AppSource:
     if not app_dir.is_dir():
         raise UserInputError("app path is not a directory", concerns=path)
     rel = app_dir.relative_to(root_real).as_posix()
-    return AppSource(root=root_real, app_dir=app_dir, path=rel, revision=revision)
+    return AppTree(root=root_real, app_dir=app_dir, path=rel, revision=revision)
 
 
-def refuse_outbound_symlinks(app: AppSource, top: Path, *, check_sizes: bool = True) -> None:
+def refuse_outbound_symlinks(app: AppTree, top: Path, *, check_sizes: bool = True) -> None:
     """Fail if any symlink below ``top`` points outside the repository.
 
     Helm loads every file of a chart and follows symlinks (``.Files.Get`` would
@@ -145,7 +145,7 @@ def _check_size(st: os.stat_result, shown: str) -> None:
         )
 
 
-def file_size(app: AppSource, path: Path) -> int:
+def file_size(app: AppTree, path: Path) -> int:
     """The size of a regular file of the repository, checked against ``MAX_FILE_BYTES``."""
     shown = app.repo_relative(path)
     try:
@@ -161,7 +161,7 @@ def file_size(app: AppSource, path: Path) -> int:
     return st.st_size
 
 
-def read_text(app: AppSource, path: Path) -> str:
+def read_text(app: AppTree, path: Path) -> str:
     """A UTF-8 file of the repository (a BOM tolerated), errors naming it.
 
     Checked with ``stat`` before it is opened and read with a bound, so neither a

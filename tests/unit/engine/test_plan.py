@@ -12,9 +12,9 @@ from gitmoor.engine.plan import (
     Hook,
     HookDeletePolicy,
     HookPhase,
+    ObjectOptions,
     Plan,
     Role,
-    SyncOptions,
     annotation_warnings,
     build_plan,
     directives,
@@ -304,16 +304,16 @@ def test_invalid_sync_options_on_a_manifest_fail_the_plan() -> None:
 
 
 def test_sync_options_parse() -> None:
-    opts = SyncOptions.parse(" Prune=false ,ServerSideApply=true,,Validate=false")
+    opts = ObjectOptions.parse(" Prune=false ,ServerSideApply=true,,Validate=false")
     assert opts.prune is False
     assert opts.get("ServerSideApply") == "true"
     assert opts.get("Replace") is None
-    assert SyncOptions.parse("Prune=TRUE").prune is True
-    assert SyncOptions.parse("").prune is True
+    assert ObjectOptions.parse("Prune=TRUE").prune is True
+    assert ObjectOptions.parse("").prune is True
     with pytest.raises(UserInputError, match="Key=value"):
-        SyncOptions.parse("Prune", concerns="x.yaml")
+        ObjectOptions.parse("Prune", concerns="x.yaml")
     with pytest.raises(UserInputError, match="true or false"):
-        SyncOptions.parse("Prune=confirm")
+        ObjectOptions.parse("Prune=confirm")
 
 
 # --- golden plan ---------------------------------------------------------------
