@@ -892,6 +892,8 @@ class SyncContext:
         self.runner.counts = self.state.counts
         #: the announcements (warnings, skips) and CreateNamespace are done
         self.started = state is not None
+        #: the state came from a status (checked once, at the first step)
+        self.state_was_read = state is not None
         #: the live objects as the last step read and wrote them (absent: unknown)
         self.live: dict[ObjectRef, JSONDict] = {}
         #: what the caller rendered this from (the engine's ``Desired``), kept with
@@ -944,6 +946,11 @@ class SyncContext:
             return self._final(Phase.ERROR, str(e))
         except GitmoorError as e:
             return self._final(Phase.FAILED, str(e))
+        if st.stage == "wave" and st.wave >= len(plan.waves) and self.state_was_read:
+            # A step only ever records a wave it waits in: an index past the plan's
+            # waves was not written by a step, and would skip waves. Start over.
+            st.wave, st.part = 0, ""
+        self.state_was_read = False
         try:
             if st.stage == "sync-fail":
                 return await self._sync_fail(plan)

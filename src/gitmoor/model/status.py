@@ -326,6 +326,10 @@ class Waiting:
         return None if ref is None else cls(ref, _s(d.get("message")))
 
 
+#: the stages of a sync, in order (``Progress.stage``)
+STAGES = ("pre-sync", "wave", "prune", "post-sync", "sync-fail", "done")
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     """Where a running sync stands: enough for any process to take the next step.
@@ -360,12 +364,17 @@ class Progress:
         )
         waiting = tuple(w for w in (Waiting.from_dict(x) for x in _list(d.get("waiting"))) if w)
         counts = tuple((str(k), _i(v)) for k, v in sorted(_d(d.get("counts")).items()))
+        # A stage, wave or part this version never writes would skip work (a
+        # stage "done", a wave past the last): read as "start over", which is safe
+        # since a step re-applies nothing unchanged and skips hooks that succeeded.
+        stage = _s(d.get("stage"))
+        part = _s(d.get("part"))
         return cls(
             _s(d.get("commit")),
             _s(d.get("tag")),
-            _s(d.get("stage")) or "pre-sync",
-            _i(d.get("wave")),
-            _s(d.get("part")),
+            stage if stage in STAGES else "pre-sync",
+            max(0, _i(d.get("wave"))) if stage in STAGES else 0,
+            part if part in ("hooks", "gate") and stage in STAGES else "",
             _s(d.get("gateSince")),
             hooks,
             waiting,

@@ -209,3 +209,27 @@ async def test_another_process_resumes_where_the_operation_stood(
     assert state is not None and state.phase is Phase.SUCCEEDED
     assert state.runner == "another-process"
     assert len(status_of(app).history) == 1
+
+
+async def test_a_progress_no_step_wrote_does_not_skip_waves(
+    env: AppEnv, engine: Engine, kube: KubeClient
+) -> None:
+    """Status is writable by more than gitmoor: a progress that points past the last
+    wave (or names no stage a step writes) starts the waves over, never skips them."""
+    env.repo.commit(
+        {
+            "a.yaml": dump(in_wave(configmap("zero"), "0")),
+            "b.yaml": dump(in_wave(configmap("one"), "1")),
+        }
+    )
+    await env.create("forged")
+    await engine.start_sync(await env.app("forged"), SyncOperation(initiated_by="tests"))
+    await kube.merge_patch(
+        env.app_ref("forged"),
+        {"status": {"operationState": {"progress": {"stage": "wave", "wave": 99}}}},
+        subresource="status",
+    )
+    outcome = await step_until(engine, env, "forged", lambda o: o.result is not None)
+    assert outcome.phase is Phase.SUCCEEDED, outcome.message
+    assert await env.get(env.cm("zero")) is not None
+    assert await env.get(env.cm("one")) is not None

@@ -117,6 +117,25 @@ def test_hostile_fields_are_read_as_absent() -> None:
     assert ref is not None and ref.count == 3
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"stage": "bogus", "wave": 3, "part": "gate"}, ("pre-sync", 0, "")),
+        ({"stage": "wave", "wave": -2, "part": "gate"}, ("wave", 0, "gate")),
+        ({"stage": "wave", "wave": "x", "part": "later"}, ("wave", 0, "")),
+        ({"stage": "prune", "wave": 4}, ("prune", 4, "")),
+    ],
+)
+def test_a_progress_no_version_writes_starts_over(
+    raw: dict[str, Any], expected: tuple[str, int, str]
+) -> None:
+    """A hostile stage must not skip work: read as the start, which re-applies
+    nothing unchanged and runs no succeeded hook again."""
+    p = Progress.from_dict({"commit": "abc", **raw})
+    assert p is not None
+    assert (p.stage, p.wave, p.part) == expected
+
+
 def test_the_bounded_list_keeps_the_worst_in_order() -> None:
     healthy = [
         ResourceEntry(ObjectRef("", "v1", "ConfigMap", "ns", f"cm-{i:03}"), "Synced", "Healthy")
