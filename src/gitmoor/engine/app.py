@@ -135,7 +135,7 @@ class Engine:
     )
     #: operations stepped in this process, by (namespace, app, startedAt): their
     #: contexts keep the results so far; another process rebuilds one from status
-    _contexts: dict[tuple[str, str, str], SyncContext] = field(
+    _contexts: dict[tuple[str, str, str], tuple[SyncContext, Desired]] = field(
         default_factory=dict, init=False, repr=False
     )
     #: the options a caller of ``sync`` gave (timeouts, waits) for its operation
@@ -506,7 +506,7 @@ class Engine:
         op = SyncOperation(revision=revision or "", source=source)
         try:
             desired = await self._desired_for(app, op, None)
-            ctx = await self._new_context(app, op, desired, options, progress, None, None)
+            ctx = await self._new_context(app, op, desired, options, progress, None)
         except RetryableError as e:
             return SyncResult(revision or "", Phase.ERROR, str(e))
         except GitmoorError as e:
@@ -559,26 +559,25 @@ class Engine:
         if state is None or state.phase not in (Phase.RUNNING, Phase.TERMINATING):
             return None
         key = self._key(app)
-        ctx = self._contexts.get(key)
+        running = self._contexts.get(key)
         t0 = time.monotonic()
         if state.phase is Phase.TERMINATING:
             # Argo CD's terminate-op: the operation ends Failed between steps.
+            ctx = running[0] if running is not None else None
             return await self._end(
-                app, state, ctx, self._outcome(state, ctx, Phase.FAILED, "operation terminated")
+                app,
+                state,
+                running,
+                self._outcome(state, ctx, Phase.FAILED, "operation terminated"),
             )
-        if ctx is None:
+        if running is None:
             try:
                 prefetched = self._prefetched.pop(key, None)
                 desired = await self._desired_for(app, state.operation, state, prefetched)
-                ctx = await self._new_context(
-                    app,
-                    state.operation,
-                    desired,
-                    self._options.get(key),
-                    progress,
-                    state,
-                    desired,
+                new = await self._new_context(
+                    app, state.operation, desired, self._options.get(key), progress, state
                 )
+                running = (new, desired)
             except RetryableError as e:
                 return await self._end(
                     app, state, None, self._outcome(state, None, Phase.ERROR, str(e))
@@ -589,7 +588,8 @@ class Engine:
                 )
             self._observe("prepare", t0)
         elif progress is not None:
-            ctx.runner.progress = progress
+            running[0].runner.progress = progress
+        ctx = running[0]
         t1 = time.monotonic()
         beat = asyncio.create_task(self._heartbeat(app))
         try:
@@ -600,8 +600,8 @@ class Engine:
                 await beat
         self._observe("step", t1)
         if outcome.result is not None:
-            return await self._end(app, state, ctx, outcome)
-        self._contexts[key] = ctx
+            return await self._end(app, state, running, outcome)
+        self._contexts[key] = running
         waiting = dataclasses.replace(
             state, message=outcome.message, progress=outcome.progress, runner=self.identity
         )
@@ -653,12 +653,11 @@ class Engine:
         options: SyncOptions | None,
         progress: Callable[[SyncEvent], None] | None,
         state: OperationState | None,
-        _: Desired | None,
     ) -> SyncContext:
         source_app = _with_source(app, op.source)
         started = parse_time(state.started_at) if state is not None else None
         await self._seed_verdicts(app)
-        ctx = SyncContext(
+        return SyncContext(
             source_app,
             desired.revision,
             desired.manifests,
@@ -673,18 +672,17 @@ class Engine:
             started=started,
             state=state.progress if state is not None else None,
         )
-        ctx.desired_state = desired
-        return ctx
 
     async def _end(
         self,
         app: Application,
         state: OperationState,
-        ctx: SyncContext | None,
+        running: tuple[SyncContext, Desired] | None,
         outcome: StepOutcome,
     ) -> StepOutcome:
         """Record the operation's end, its history entry and the refreshed status,
         in one write when the sync's own desired state can serve the refresh."""
+        ctx, desired = running if running is not None else (None, None)
         key = self._key(app)
         self._contexts.pop(key, None)
         self._options.pop(key, None)
@@ -737,7 +735,6 @@ class Engine:
             )
         # The sync's desired state serves the refresh that follows when it synced
         # the target: no second resolve, checkout and render, and one status write.
-        desired = getattr(ctx, "desired_state", None) if ctx is not None else None
         same_target = op.source is None and (
             op.automated or op.revision in ("", app.spec.source.target_revision)
         )

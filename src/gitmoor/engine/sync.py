@@ -896,9 +896,6 @@ class SyncContext:
         self.state_was_read = state is not None
         #: the live objects as the last step read and wrote them (absent: unknown)
         self.live: dict[ObjectRef, JSONDict] = {}
-        #: what the caller rendered this from (the engine's ``Desired``), kept with
-        #: the context so the refresh after the sync can reuse it
-        self.desired_state: Any = None
 
     @property
     def results(self) -> tuple[ResourceResult, ...]:
