@@ -62,10 +62,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from bare import apply_all, bare_client  # noqa: E402
 
 from gitmoor.engine import app as engine_app  # noqa: E402
 from gitmoor.engine import store  # noqa: E402
@@ -187,40 +187,16 @@ def fmt_counts(c: Counter[str]) -> str:
 
 
 async def bare_apply(cfg: ClusterConfig, namespace: str, n: int, in_flight: int) -> float:
-    """Server-side apply of ``n`` ConfigMaps with nothing but httpx over one HTTP/2 connection."""
-    headers = {"Accept": "application/json"}
-    if cfg.token:
-        headers["Authorization"] = f"Bearer {cfg.token}"
-    async with httpx.AsyncClient(
-        base_url=cfg.server,
-        http2=True,
-        verify=cfg.ssl_context(),
-        headers=headers,
-        limits=httpx.Limits(max_connections=1),
-        timeout=60,
-    ) as http:
-        # A warm connection, as the engine's client has one from its earlier requests.
-        warm = await http.get("/version")
-        warm.raise_for_status()
-        if warm.http_version != "HTTP/2":
-            raise RuntimeError(f"bare client speaks {warm.http_version}, not HTTP/2")
-        sem = asyncio.Semaphore(in_flight)
-        params = {"fieldManager": "bench"}
-        ctype = {"Content-Type": "application/apply-patch+yaml"}
-
-        async def one(i: int) -> None:
-            obj = configmap(i)
-            obj["metadata"]["namespace"] = namespace
-            body = json.dumps(obj, separators=(",", ":")).encode()
-            path = f"/api/v1/namespaces/{namespace}/configmaps/{obj['metadata']['name']}"
-            async with sem:
-                r = await http.patch(path, params=params, content=body, headers=ctype)
-            if r.status_code >= 300:
-                raise RuntimeError(f"bare apply of {path}: {r.status_code} {r.text[:200]}")
-
-        t0 = time.monotonic()
-        await asyncio.gather(*(one(i) for i in range(n)))
-        return time.monotonic() - t0
+    """Server-side apply of ``n`` ConfigMaps with nothing but httpx over one HTTP/2
+    connection (``bare.py``, the same client ``bench/controller.py`` measures with);
+    the connection is warm, as the engine's client has one from earlier requests."""
+    objects = []
+    for i in range(n):
+        obj = configmap(i)
+        obj["metadata"]["namespace"] = namespace
+        objects.append(obj)
+    async with bare_client(cfg) as http:
+        return await apply_all(http, objects, in_flight=in_flight)
 
 
 # ---------------------------------------------------------------------- gitmoor
