@@ -22,6 +22,7 @@ from gitmoor.engine.app import Engine
 from gitmoor.kube import KubeClient, load_kubeconfig
 from gitmoor.testenv import ControlPlane
 from support.apps import AppEnv, create_namespace, delete_namespace, install_application_crd
+from support.cli import Gitmoor
 from support.githttp import GitHTTPServer, _handler
 from support.gitrepo import GitRepo
 
@@ -151,3 +152,13 @@ def git_server(tmp_path: Path) -> Iterator[GitHTTPServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def gitmoor(
+    kubeconfig: Path, apps_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Gitmoor:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env["GITMOOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cli-cache"))
+    env["GITMOOR_USER"] = "cli-tests"
+    return Gitmoor(kubeconfig, apps_namespace, env)

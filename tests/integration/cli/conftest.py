@@ -8,31 +8,18 @@ command only for the behaviour under test."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import pytest
 
 from gitmoor.engine.app import Engine
 from support.apps import AppEnv
-from support.cli import Gitmoor
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
     from gitmoor.kube import KubeClient
     from support.gitrepo import GitRepo
-
-
-@pytest.fixture
-def gitmoor(
-    kubeconfig: Path, apps_namespace: str, tmp_path_factory: pytest.TempPathFactory
-) -> Gitmoor:
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env["GITMOOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cli-cache"))
-    env["GITMOOR_USER"] = "cli-tests"
-    return Gitmoor(kubeconfig, apps_namespace, env)
 
 
 @pytest.fixture

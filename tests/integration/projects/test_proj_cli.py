@@ -4,28 +4,14 @@ runs them: a separate process against the local control plane."""
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING
 
-import pytest
 import yaml
 
-from support.cli import Gitmoor
-
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from gitmoor.kube import KubeClient
     from support.apps import AppEnv
-
-
-@pytest.fixture
-def gitmoor(
-    kubeconfig: Path, apps_namespace: str, tmp_path_factory: pytest.TempPathFactory
-) -> Gitmoor:
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env["GITMOOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cli-cache"))
-    return Gitmoor(kubeconfig, apps_namespace, env)
+    from support.cli import Gitmoor
 
 
 def ok(result: object) -> str:
