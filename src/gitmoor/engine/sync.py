@@ -240,6 +240,17 @@ class _Runner:
         #: what each object written records (gitmoor.io/revision, gitmoor.io/version)
         self.revision, self.version = revision, version
 
+    def failed(self, ref: ObjectRef, msg: str, wave: int) -> None:
+        """Report an object the sync could not write (its wave then fails)."""
+        self.emit("resource", f"{ref} failed: {msg}", ResourceResult(ref, Action.FAILED, msg, wave))
+
+    def hook_failed(self, ref: ObjectRef, msg: str, hook: Hook, phase: HookPhase) -> None:
+        self.emit(
+            "hook",
+            f"{ref} failed: {msg}",
+            ResourceResult(ref, Action.HOOK_FAILED, msg, hook.wave, phase.value),
+        )
+
     def emit(self, kind: str, message: str, result: ResourceResult | None = None) -> None:
         if result is not None:
             self.results.append(result)
@@ -262,11 +273,7 @@ class _Runner:
             # still declares (Argo CD reports a SharedResourceWarning). An object
             # whose owner no longer declares it (it moved between apps) is taken over.
             msg = f"owned by application {other.replace('_', '/', 1)}, which still declares it; refusing to take it over"
-            self.emit(
-                "resource",
-                f"{m.ref} failed: {msg}",
-                ResourceResult(m.ref, Action.FAILED, msg, wave),
-            )
+            self.failed(m.ref, msg, wave)
             return None
         obj = self._respecting_ignored(m, live)
         taken: tuple[TakenField, ...] = ()
@@ -323,19 +330,11 @@ class _Runner:
         except ConflictError as e:
             conflicts = _conflicts(e)
             msg = _refusal(conflicts) if conflicts else safe_message(m.ref, e.message)
-            self.emit(
-                "resource",
-                f"{m.ref} failed: {msg}",
-                ResourceResult(m.ref, Action.FAILED, msg, wave),
-            )
+            self.failed(m.ref, msg, wave)
             return None
         except (ApiError, UserInputError) as e:
             msg = safe_message(m.ref, e.message)
-            self.emit(
-                "resource",
-                f"{m.ref} failed: {msg}",
-                ResourceResult(m.ref, Action.FAILED, msg, wave),
-            )
+            self.failed(m.ref, msg, wave)
             return None
         action = Action.CREATED if live is None else Action.CONFIGURED
         msg = "; ".join(f"took {t.field} from {t.manager}" for t in taken)
@@ -467,11 +466,7 @@ class _Runner:
                 live = await self.kube.get(m.ref)
                 if live is None:
                     msg = f"{phase.value} hook {m.ref} was deleted while it ran"
-                    self.emit(
-                        "hook",
-                        f"{m.ref} failed: {msg}",
-                        ResourceResult(m.ref, Action.HOOK_FAILED, msg, hook.wave, phase.value),
-                    )
+                    self.hook_failed(m.ref, msg, hook, phase)
                     raise _Failed(msg)
             else:
                 live = await self._create_hook(m, hook, phase, policies)
@@ -484,11 +479,7 @@ class _Runner:
                 )
             except _Failed as e:
                 state.hooks[key] = "Failed"
-                self.emit(
-                    "hook",
-                    f"{m.ref} failed: {e.message}",
-                    ResourceResult(m.ref, Action.HOOK_FAILED, e.message, hook.wave, phase.value),
-                )
+                self.hook_failed(m.ref, e.message, hook, phase)
                 if HookDeletePolicy.HOOK_FAILED in policies:
                     await self.kube.delete(m.ref, propagation="Background", uid=uid)
                 raise
@@ -511,11 +502,7 @@ class _Runner:
         old = await self.kube.get(m.ref)
         if old is not None and not owned_by(self.app, old):
             msg = f"{phase.value} hook {m.ref} would replace an object this app does not own"
-            self.emit(
-                "hook",
-                f"{m.ref} failed: {msg}",
-                ResourceResult(m.ref, Action.HOOK_FAILED, msg, hook.wave, phase.value),
-            )
+            self.hook_failed(m.ref, msg, hook, phase)
             raise _Failed(msg)
         if old is not None and HookDeletePolicy.BEFORE_HOOK_CREATION in policies:
             meta = old.get("metadata") or {}
@@ -524,11 +511,7 @@ class _Runner:
         try:
             return await self.kube.apply(m.obj, ref=m.ref, force=True)
         except (ApiError, UserInputError) as e:
-            self.emit(
-                "hook",
-                f"{m.ref} failed: {e.message}",
-                ResourceResult(m.ref, Action.HOOK_FAILED, e.message, hook.wave, phase.value),
-            )
+            self.hook_failed(m.ref, e.message, hook, phase)
             raise _Failed(f"{phase.value} hook {m.ref} could not be created: {e.message}") from e
 
     def _name_of(self, hook: Hook, phase: HookPhase) -> Manifest:
@@ -560,11 +543,7 @@ class _Runner:
         other = owner_app(live) if live is not None else ""
         if other and f"{other}:" != self.app.tracking_prefix:
             msg = f"owned by application {other.replace('_', '/', 1)}; Replace=true will not take it over"
-            self.emit(
-                "resource",
-                f"{m.ref} failed: {msg}",
-                ResourceResult(m.ref, Action.FAILED, msg, wave),
-            )
+            self.failed(m.ref, msg, wave)
             return None
         validation = "Strict" if directives(m.obj).options.validate else "Ignore"
         try:
@@ -604,11 +583,7 @@ class _Runner:
                 )
         except (ApiError, UserInputError) as e:
             msg = safe_message(m.ref, e.message)
-            self.emit(
-                "resource",
-                f"{m.ref} failed: {msg}",
-                ResourceResult(m.ref, Action.FAILED, msg, wave),
-            )
+            self.failed(m.ref, msg, wave)
             return None
         action = Action.CREATED if live is None else Action.CONFIGURED
         self.emit(
