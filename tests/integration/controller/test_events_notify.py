@@ -26,19 +26,10 @@ from gitmoor.model.application import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Iterator
 
     from gitmoor.kube import KubeClient
     from gitmoor.model.application import Application
-
-
-@pytest.fixture
-async def apps_ns(kube: KubeClient, namespace: str) -> AsyncIterator[str]:
-    """A namespace for Applications, with the CRD installed; deleted afterwards."""
-    name = f"{namespace}-apps"
-    await store.install(kube, name)
-    yield name
-    await kube.delete(ObjectRef("", "v1", "Namespace", "", name))
 
 
 async def new_app(kube: KubeClient, apps_ns: str, name: str = "web") -> Application:

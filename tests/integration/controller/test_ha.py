@@ -18,7 +18,7 @@ from support.apps import dump, slow_deployment
 from support.gitrepo import GitRepo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
     from gitmoor.kube import KubeClient
@@ -72,16 +72,6 @@ class Controllers:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.procs.clear()
-
-
-@pytest.fixture
-async def apps_ns(kube: KubeClient, namespace: str) -> AsyncIterator[str]:
-    ns = f"{namespace}-apps"
-    await store.install(kube, ns)
-    yield ns
-    for a in await store.list_apps(kube, ns):
-        await kube.delete(store.app_ref(a.name, ns))
-    await kube.delete(ObjectRef("", "v1", "Namespace", "", ns))
 
 
 @pytest.fixture

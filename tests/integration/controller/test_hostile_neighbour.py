@@ -29,7 +29,7 @@ from gitmoor.model.application import AppSource, Automated, Destination, applica
 from support.gitrepo import GitRepo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
     from gitmoor.kube import KubeClient
@@ -50,16 +50,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def apps_ns(kube: KubeClient, namespace: str) -> AsyncIterator[str]:
-    ns = f"{namespace}-apps"
-    await store.install(kube, ns)
-    yield ns
-    for a in await store.list_apps(kube, ns):
-        await kube.delete(store.app_ref(a.name, ns))
-    await kube.delete(ObjectRef("", "v1", "Namespace", "", ns))
 
 
 @pytest.fixture
