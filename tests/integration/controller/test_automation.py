@@ -109,8 +109,15 @@ async def test_new_commits_are_applied_and_removed_files_pruned(
     assert controller.refresh_apps(["auto"]) == 1
     await env.until(lambda: _eq(value("a"), "2"), "second commit applied")
     await env.until(lambda: _eq(value("b"), None), "removed file pruned")
+
+    # The history entry is written when the operation ends, which is after its
+    # last prune reaches the cluster: wait for it rather than read it at once.
+    async def last_revision() -> str | None:
+        history = (await env.status("auto")).get("history") or []
+        return history[-1]["revision"] if history else None
+
+    await env.until(lambda: _eq(last_revision(), second), "sync of the second commit recorded")
     st = await env.status("auto")
-    assert st["history"][-1]["revision"] == second
     assert st["history"][-1]["initiatedBy"] == "automated"
 
 
