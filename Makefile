@@ -3,8 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 CLUSTER_HOME ?= .local/cluster
+UI_DIR := src/gitmoor/server/ui
+CHROMIUM_MISSING := Chromium is missing: install Debian's `chromium` package (apt-get install chromium)
 
-.PHONY: help deps binaries demo demo-down test test-unit lint cluster cluster-down cluster-status bench
+.PHONY: help deps binaries chromium ui-vendor demo demo-down test test-unit lint cluster cluster-down cluster-status bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -19,11 +21,26 @@ binaries: ## build the control plane, kwok, helm, sops and age into ~/.cache/git
 demo: deps binaries ## start the local control plane and run the demo
 	@$(UV) run python -m gitmoor.demo --home $(CLUSTER_HOME)
 
-demo-down: deps ## stop what the demo started (controller, control plane)
+demo-down: deps ## stop what the demo started (server, controller, control plane)
 	@$(UV) run python -m gitmoor.demo --down
 	@$(UV) run python -m gitmoor.testenv down --home $(CLUSTER_HOME)
 
-test: deps binaries ## run every test (unit and integration, on a real control plane)
+chromium: ## Debian's Chromium for the browser tests (apt-get installs it where it can)
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null || true; fi
+	@[ -x /usr/bin/chromium ] || { echo "$(CHROMIUM_MISSING)"; exit 1; }
+
+ui-vendor: ## copy htmx from the npm registry (pinned by package-lock.json) into the UI's static/vendor/
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install Debian's \`npm\` package (apt-get install npm)"; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  cp $(UI_DIR)/package.json $(UI_DIR)/package-lock.json "$$tmp"/ && \
+	  (cd "$$tmp" && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error) && \
+	  install -m 0644 "$$tmp"/node_modules/htmx.org/dist/htmx.min.js $(UI_DIR)/static/vendor/htmx.min.js && \
+	  install -m 0644 "$$tmp"/node_modules/htmx.org/LICENSE $(UI_DIR)/static/vendor/htmx.LICENSE && \
+	  (cd $(UI_DIR)/static/vendor && sha256sum htmx.min.js htmx.LICENSE > SHA256SUMS) && \
+	  echo "vendored: $$(cd $(UI_DIR)/static/vendor && tr '\n' ' ' < SHA256SUMS)"
+
+test: deps binaries chromium ## run every test (unit and integration, on a real control plane and Chromium)
 	@$(UV) run pytest
 
 test-unit: deps ## run the fast unit tests only

@@ -535,6 +535,26 @@ class AppWatch:
                 await asyncio.wait_for(self.changed.wait(), timeout=1.0)
 
 
+async def create_apps(kube: KubeClient, names: list[str], repo_url: str) -> None:
+    """One automated Application (prune, self-heal) per name, each deploying
+    ``apps/<name>`` of the repository into a namespace of its own."""
+    sem = asyncio.Semaphore(32)
+
+    async def create(a: str) -> None:
+        manifest = application_manifest(
+            a,
+            APPS_NS,
+            AppSource(repo_url, f"apps/{a}", "main"),
+            Destination(a),
+            automated=Automated(prune=True, self_heal=True),
+            sync_options=("CreateNamespace=true",),
+        )
+        async with sem:
+            await kube.apply(manifest, force=True)
+
+    await asyncio.gather(*(create(a) for a in names))
+
+
 def synced_at(commit: str) -> Callable[[dict[str, Any]], bool]:
     """Synced and Healthy at ``commit``, with a recorded sync of it."""
 
@@ -779,21 +799,7 @@ async def run_phases(
     # ------------------------------------------------------------ 0. the baseline
     bare = await bare_phase(kube, names, m, args, fig)
 
-    sem = asyncio.Semaphore(32)
-
-    async def create(a: str) -> None:
-        manifest = application_manifest(
-            a,
-            APPS_NS,
-            AppSource(repo_url, f"apps/{a}", "main"),
-            Destination(a),
-            automated=Automated(prune=True, self_heal=True),
-            sync_options=("CreateNamespace=true",),
-        )
-        async with sem:
-            await kube.apply(manifest, force=True)
-
-    await asyncio.gather(*(create(a) for a in names))
+    await create_apps(kube, names, repo_url)
 
     # ------------------------------------------------------------ 1. converge
     watch = AppWatch(kube, synced_at(commit))

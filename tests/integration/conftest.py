@@ -161,4 +161,6 @@ def gitmoor(
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     env["GITMOOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cli-cache"))
     env["GITMOOR_USER"] = "cli-tests"
+    # These tests are of the kubeconfig path, whatever `gitmoor login` a developer did.
+    env["GITMOOR_CORE"] = "1"
     return Gitmoor(kubeconfig, apps_namespace, env)

@@ -1,7 +1,8 @@
 """``deploy/``: every kustomization renders with the real kustomize, holds the
 objects it should, and the Deployment matches what gitmoor reads (its CLI
-options, its cache directories, its HTTP server). The API server's side
-(dry-run, Pod Security, RBAC) is in tests/integration/deploy.
+options, its cache directories, its HTTP server), for the controller and
+for the API server. The API server's side (dry-run, Pod Security, RBAC) is in
+tests/integration/deploy.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ TARGETS = (
     "deploy",
     "deploy/crds",
     "deploy/base",
+    "deploy/server",
     "deploy/overlays/ha",
     "deploy/overlays/namespaced",
     "deploy/overlays/impersonation",
@@ -43,6 +45,19 @@ BASE_KINDS = Counter(
         "RoleBinding": 1,
         "ClusterRole": 1,
         "ClusterRoleBinding": 1,
+        "Deployment": 1,
+        "Service": 1,
+    }
+)
+
+#: what deploy/server adds to the default install (`gitmoor server`)
+SERVER_KINDS = Counter(
+    {
+        "ServiceAccount": 1,
+        "Role": 1,
+        "RoleBinding": 1,
+        "ClusterRole": 2,
+        "ClusterRoleBinding": 2,
         "Deployment": 1,
         "Service": 1,
     }
@@ -84,8 +99,8 @@ def only(objs: list[Obj], kind: str, name: str | None = None) -> Obj:
     return found[0]
 
 
-def container(objs: list[Obj]) -> Obj:
-    pod = only(objs, "Deployment", "gitmoor-controller")["spec"]["template"]["spec"]
+def container(objs: list[Obj], deployment: str = "gitmoor-controller") -> Obj:
+    pod = only(objs, "Deployment", deployment)["spec"]["template"]["spec"]
     assert len(pod["containers"]) == 1
     c: Obj = pod["containers"][0]
     return c
@@ -116,14 +131,14 @@ def test_every_kustomization_renders(kubectl: str, target: str) -> None:
 
 def test_the_default_install(kubectl: str) -> None:
     objs = render(kubectl, "deploy")
-    assert Counter(o["kind"] for o in objs) == BASE_KINDS
+    assert Counter(o["kind"] for o in objs) == BASE_KINDS + SERVER_KINDS
     crds = sorted(
         (o for o in objs if o["kind"] == "CustomResourceDefinition"),
         key=lambda o: o["metadata"]["name"],
     )
     assert crds == [yaml.safe_load((PACKAGE_CRDS / n).read_text()) for n in CRD_FILES]
     assert {o["metadata"].get("namespace", "gitmoor") for o in objs} == {"gitmoor"}
-    deployment = only(objs, "Deployment")
+    deployment = only(objs, "Deployment", "gitmoor-controller")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert "--replica-id" not in " ".join(container(objs)["args"])
@@ -169,7 +184,7 @@ def test_the_role_in_gitmoors_namespace(kubectl: str) -> None:
 
 def test_the_deployment_runs_the_controller_hardened(kubectl: str) -> None:
     objs = render(kubectl, "deploy")
-    pod = only(objs, "Deployment")["spec"]["template"]["spec"]
+    pod = only(objs, "Deployment", "gitmoor-controller")["spec"]["template"]["spec"]
     c = container(objs)
     assert c["image"] == IMAGE
     assert pod["serviceAccountName"] == "gitmoor-controller"
@@ -187,20 +202,23 @@ def test_the_deployment_runs_the_controller_hardened(kubectl: str) -> None:
     assert c["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
     for probe in ("livenessProbe", "readinessProbe"):
         assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
-    service = only(objs, "Service")
+    service = only(objs, "Service", "gitmoor-controller")
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8081, "targetPort": "http", "protocol": "TCP"}
     ]
-    labels = only(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    labels = only(objs, "Deployment", "gitmoor-controller")["spec"]["template"]["metadata"][
+        "labels"
+    ]
     assert service["spec"]["selector"].items() <= labels.items()
     # gitmoor's own tracking label would make its watch cache pick the pod up.
     assert "app.kubernetes.io/instance" not in labels
 
 
-def test_everything_gitmoor_writes_is_on_an_empty_dir(kubectl: str) -> None:
+@pytest.mark.parametrize("deployment", ["gitmoor-controller", "gitmoor-server"])
+def test_everything_gitmoor_writes_is_on_an_empty_dir(kubectl: str, deployment: str) -> None:
     objs = render(kubectl, "deploy")
-    pod = only(objs, "Deployment")["spec"]["template"]["spec"]
-    c = container(objs)
+    pod = only(objs, "Deployment", deployment)["spec"]["template"]["spec"]
+    c = container(objs, deployment)
     env = {e["name"]: e.get("value") for e in c["env"]}
     empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
     mounts = [Path(m["mountPath"]) for m in c["volumeMounts"] if m["name"] in empty_dirs]
@@ -212,14 +230,14 @@ def test_everything_gitmoor_writes_is_on_an_empty_dir(kubectl: str) -> None:
         assert any(path == m or m in path.parents for m in mounts), f"{var}={path}"
 
 
-def _cli_accepts(args: list[str]) -> dict[str, Any]:
+def _cli_accepts(args: list[str], name: str = "controller") -> dict[str, Any]:
     """Parse ``gitmoor ARGS`` as the CLI would, without running it; the options."""
     group = typer.main.get_command(cli)
-    i = args.index("controller")
+    i = args.index(name)
     ctx = group.make_context("gitmoor", args[: i + 1])
-    command = group.get_command(ctx, "controller")
+    command = group.get_command(ctx, name)
     assert command is not None
-    sub = command.make_context("controller", args[i + 1 :], parent=ctx)
+    sub = command.make_context(name, args[i + 1 :], parent=ctx)
     return {**ctx.params, **sub.params}
 
 
@@ -283,10 +301,10 @@ def test_the_namespaced_overlay_grants_nothing_cluster_wide(kubectl: str) -> Non
 
 def test_an_overlay_can_move_the_install_to_another_namespace(kubectl: str, tmp_path: Path) -> None:
     # The base's `namespace:` plus the downward API: one line moves everything,
-    # the ServiceAccount subjects included, and the controller follows.
+    # the ServiceAccount subjects included, and the controller and server follow.
     deploy = os.path.relpath(DEPLOY, tmp_path)  # kustomize takes no absolute base
     (tmp_path / "kustomization.yaml").write_text(
-        f"namespace: gitops\nresources:\n- {deploy}/crds\n- {deploy}/base\n"
+        f"namespace: gitops\nresources:\n- {deploy}/crds\n- {deploy}/base\n- {deploy}/server\n"
     )
     out = subprocess.run(
         [kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, check=False
@@ -295,8 +313,10 @@ def test_an_overlay_can_move_the_install_to_another_namespace(kubectl: str, tmp_
     objs = [d for d in yaml.safe_load_all(out.stdout) if d]
     assert only(objs, "Namespace")["metadata"]["name"] == "gitops"
     assert {o["metadata"]["namespace"] for o in objs if "namespace" in o["metadata"]} == {"gitops"}
-    for kind in ("RoleBinding", "ClusterRoleBinding"):
-        assert only(objs, kind)["subjects"][0]["namespace"] == "gitops"
+    bindings = [o for o in objs if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert len(bindings) == 5
+    for binding in bindings:
+        assert [s["namespace"] for s in binding["subjects"]] == ["gitops"]
 
 
 def test_the_impersonation_overlay_writes_nothing_as_the_controller(kubectl: str) -> None:
@@ -324,3 +344,114 @@ def test_the_impersonation_overlay_writes_nothing_as_the_controller(kubectl: str
     accounts = project["spec"]["destinationServiceAccounts"]
     assert [a["defaultServiceAccount"] for a in accounts] == ["gitmoor-deployer"]
     assert only(team, "ServiceAccount", "gitmoor-deployer")
+
+
+# ---------------------------------------------------------------- the API server
+
+
+def test_the_server_runs_the_api_hardened_behind_its_own_service(kubectl: str) -> None:
+    objs = render(kubectl, "deploy")
+    deployment = only(objs, "Deployment", "gitmoor-server")
+    pod = deployment["spec"]["template"]["spec"]
+    c = container(objs, "gitmoor-server")
+    assert c["image"] == IMAGE
+    assert pod["serviceAccountName"] == "gitmoor-server"
+    # Sessions live in the process: one replica (two would need sticky routing).
+    assert deployment["spec"]["replicas"] == 1
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(c["resources"][kind]), kind
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    # Live while the loop runs; ready once the Application watch has listed.
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+
+    # The args are options `gitmoor server` takes; $(VAR)s are defined.
+    assert c["command"] == ["gitmoor"]
+    env = {e["name"]: e for e in c["env"]}
+    refs = {m for a in c["args"] for m in re.findall(r"\$\(([A-Z_]+)\)", a)}
+    assert refs <= set(env), refs - set(env)
+    expanded = [re.sub(r"\$\(([A-Z_]+)\)", lambda m: f"x-{m[1].lower()}", a) for a in c["args"]]
+    params = _cli_accepts(expanded, "server")
+    assert params["apps_namespace"] == "x-pod_namespace"
+    assert params["listen"] == "0.0.0.0:8080"
+
+    # Each Service selects its own pods only: the API is not served by controller
+    # pods, nor webhooks by server pods.
+    service = only(objs, "Service", "gitmoor-server")
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+    server_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    controller_labels = only(objs, "Deployment", "gitmoor-controller")["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    assert service["spec"]["selector"].items() <= server_labels.items()
+    assert not service["spec"]["selector"].items() <= controller_labels.items()
+    controller_service = only(objs, "Service", "gitmoor-controller")
+    assert not controller_service["spec"]["selector"].items() <= server_labels.items()
+    assert "app.kubernetes.io/instance" not in server_labels
+
+
+def _granted(rules: list[Obj]) -> dict[tuple[str, str], frozenset[str]]:
+    out: dict[tuple[str, str], frozenset[str]] = {}
+    for r in rules:
+        assert "resourceNames" not in r and "nonResourceURLs" not in r, r
+        for group in r["apiGroups"]:
+            for resource in r["resources"]:
+                out[(group, resource)] = out.get((group, resource), frozenset()) | set(r["verbs"])
+    return out
+
+
+def test_the_servers_role_in_gitmoors_namespace(kubectl: str) -> None:
+    objs = render(kubectl, "deploy")
+    # The write routes (Applications, AppProjects, repository and cluster Secrets),
+    # the accounts (gitmoor-cm, gitmoor-secret), the settings watches, the audit
+    # Events. No Leases: the server never shards.
+    everything = frozenset({"get", "list", "watch", "create", "update", "patch", "delete"})
+    assert _granted(only(objs, "Role", "gitmoor-server")["rules"]) == {
+        ("gitmoor.io", "applications"): everything,
+        ("gitmoor.io", "applications/status"): frozenset({"patch"}),
+        ("gitmoor.io", "appprojects"): everything,
+        ("", "secrets"): everything,
+        ("", "configmaps"): everything,
+        ("", "events"): frozenset({"create", "list"}),
+    }
+    binding = only(objs, "RoleBinding", "gitmoor-server")
+    assert binding["roleRef"]["name"] == "gitmoor-server"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gitmoor-server", "namespace": "gitmoor"}
+    ]
+
+
+def test_the_servers_cluster_rights_are_reads_and_the_few_writes_it_makes(kubectl: str) -> None:
+    objs = render(kubectl, "deploy")
+    # Reads for the tree, live manifests, Events, logs and the diff's watch cache.
+    assert _granted(only(objs, "ClusterRole", "gitmoor-server")["rules"]) == {
+        ("*", "*"): frozenset({"get", "list", "watch"})
+    }
+    # The diff's server-side dry-runs (patch, create) and cascade delete; never
+    # update, deletecollection, escalate, bind, nor impersonating users or groups.
+    assert _granted(only(objs, "ClusterRole", "gitmoor-server-write")["rules"]) == {
+        ("*", "*"): frozenset({"create", "patch", "delete"}),
+        ("", "serviceaccounts"): frozenset({"impersonate"}),
+    }
+    for name in ("gitmoor-server", "gitmoor-server-write"):
+        binding = only(objs, "ClusterRoleBinding", name)
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": name,
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "gitmoor-server", "namespace": "gitmoor"}
+        ]
+    # The controller's ServiceAccount gains nothing from the server's roles.
+    for o in objs:
+        if o["kind"].endswith("Binding") and o["roleRef"]["name"].startswith("gitmoor-server"):
+            assert all(s["name"] == "gitmoor-server" for s in o["subjects"])

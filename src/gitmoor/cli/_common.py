@@ -52,6 +52,9 @@ class Ctx:
     context: str | None
     namespace: str
     verbose: bool
+    #: ``--core`` (or ``GITMOOR_CORE=1``): the kubeconfig even when logged in to a
+    #: server, as Argo CD's ``argocd --core``
+    core: bool = False
     clusters: ClusterRegistry | None = None
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from gitmoor.cli import app_remote
 from gitmoor.cli._common import State, err, fail, make_engine, out, parse_bool, run, whoami
 from gitmoor.model import GitmoorError, SyncStatus, UserInputError
 from gitmoor.model.application import (
@@ -161,9 +162,10 @@ def _check_repo_url(url: str) -> None:
 
 
 def _save_app(manifest: dict[str, Any], upsert: bool) -> None:
-    from gitmoor.engine import store
-
     _check_repo_url(str(((manifest.get("spec") or {}).get("source") or {}).get("repoURL") or ""))
+    if (api := app_remote.client()) is not None:
+        return app_remote.create(api, manifest, upsert)
+    from gitmoor.engine import store
 
     async def go(kube: KubeClient) -> None:
         await store.save_app(kube, manifest, upsert=upsert)
@@ -180,6 +182,8 @@ def app_list(
     ] = "table",
 ) -> None:
     """List Applications with their sync and health status."""
+    if (api := app_remote.client()) is not None:
+        return app_remote.list_apps(api, output_format)
     from gitmoor.cli import output
     from gitmoor.engine import store
 
@@ -198,6 +202,8 @@ def app_get(
     ] = False,
 ) -> None:
     """Show one Application: source, status, resources, last operation, conditions."""
+    if (api := app_remote.client()) is not None:
+        return app_remote.get_app(api, name, output_format, refresh)
     from gitmoor.cli import output
     from gitmoor.engine import store
 
@@ -224,6 +230,8 @@ def app_diff(
 
     Exit code 0: no differences; 1: differences; 2: error (as `kubectl diff`).
     """
+    if (api := app_remote.client()) is not None:
+        raise typer.Exit(app_remote.diff(api, name, revision))
     from gitmoor.cli import output
     from gitmoor.engine import store
 
@@ -354,7 +362,11 @@ def app_sync(
         str | None, typer.Option(help="sync this revision instead of the target")
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="seconds to wait for the health of each wave")
+        float,
+        typer.Option(
+            help="seconds to wait for the health of each wave (through a server: for the "
+            "whole operation)"
+        ),
     ] = 300.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the outcome")] = False,
     via_controller: Annotated[
@@ -367,10 +379,26 @@ def app_sync(
     history), as the controller would; --async requests it from the controller.
     Fields Git declares that another field manager holds are taken, each printed
     as a line ("took spec.replicas from kubectl").
-    """
-    from gitmoor.engine import SyncOptions, store
 
+    Through a server (after `gitmoor login`): the controller runs the sync and
+    this command follows it until it ends (at most --timeout seconds), printing
+    each change of its phase; --prune is then off unless given, as `argocd app sync`.
+    """
     only = frozenset(_parse_resource(r) for r in resource) if resource else None
+    if (api := app_remote.client()) is not None:
+        return app_remote.sync(
+            api,
+            name,
+            dry_run=dry_run,
+            prune=prune,
+            force_conflicts=force_conflicts,
+            resources=sorted(only) if only else None,
+            revision=revision,
+            timeout=timeout,
+            quiet=quiet,
+            wait=not via_controller,
+        )
+    from gitmoor.engine import SyncOptions, store
 
     async def go(kube: KubeClient) -> SyncResult | None:
         a = await store.get_app(kube, name, State.namespace)
@@ -424,6 +452,8 @@ def app_terminate_op(
     or `gitmoor app sync` in another terminal) stops before its next step, and
     what it already applied stays applied. Exit code 1 when no operation is running.
     """
+    if (api := app_remote.client()) is not None:
+        return app_remote.terminate(api, name)
     from gitmoor.engine import store
 
     async def go(kube: KubeClient) -> bool:
@@ -445,6 +475,8 @@ def app_history(
     ] = "table",
 ) -> None:
     """List the app's deployed revisions (the IDs that rollback takes)."""
+    if (api := app_remote.client()) is not None:
+        return app_remote.history(api, name, output_format)
     from rich.table import Table
 
     from gitmoor.cli import output
@@ -474,7 +506,11 @@ def app_rollback(
         bool, typer.Option("--prune/--no-prune", help="delete what that revision does not declare")
     ] = False,
     timeout: Annotated[
-        float, typer.Option(help="seconds to wait for the health of each wave")
+        float,
+        typer.Option(
+            help="seconds to wait for the health of each wave (through a server: for the "
+            "whole operation)"
+        ),
     ] = 300.0,
     force_conflicts: Annotated[
         bool | None,
@@ -488,7 +524,19 @@ def app_rollback(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Sync the revision of a history entry, and switch automated sync off so the
-    controller does not roll forward again (re-enable with `app set --auto-sync=true`)."""
+    controller does not roll forward again (re-enable with `app set --auto-sync=true`).
+
+    Through a server, the controller runs it and this command follows it, as `app sync`."""
+    if (api := app_remote.client()) is not None:
+        return app_remote.rollback(
+            api,
+            name,
+            history_id,
+            prune=prune,
+            force_conflicts=force_conflicts,
+            timeout=timeout,
+            quiet=quiet,
+        )
     from gitmoor.engine import SyncOptions, store
 
     async def go(kube: KubeClient) -> SyncResult:
@@ -527,9 +575,10 @@ def app_delete(
     ] = "true",
 ) -> None:
     """Delete an Application, and with it the resources it deployed unless --cascade=false."""
-    from gitmoor.engine import store
-
     do_cascade = parse_bool(cascade, "--cascade")
+    if (api := app_remote.client()) is not None:
+        return app_remote.delete(api, name, do_cascade)
+    from gitmoor.engine import store
 
     async def go(kube: KubeClient) -> list[Any]:
         a = await store.get_app(kube, name, State.namespace)
@@ -552,7 +601,25 @@ def app_set(
     auto_prune: Annotated[str | None, typer.Option("--auto-prune", help="true or false")] = None,
     self_heal: Annotated[str | None, typer.Option("--self-heal", help="true or false")] = None,
 ) -> None:
-    """Change an Application's spec."""
+    """Change an Application's spec.
+
+    Through a server (after `gitmoor login`), only the automation options: the
+    API does not show the whole spec that changing a source field would replace."""
+    if (api := app_remote.client()) is not None:
+        given = {
+            "--revision": revision,
+            "--path": path,
+            "--repo": repo,
+            "--dest-namespace": dest_namespace,
+        }
+        return app_remote.set_app(
+            api,
+            name,
+            spec_options=[flag for flag, value in given.items() if value is not None],
+            auto_sync=None if auto_sync is None else parse_bool(auto_sync, "--auto-sync"),
+            auto_prune=None if auto_prune is None else parse_bool(auto_prune, "--auto-prune"),
+            self_heal=None if self_heal is None else parse_bool(self_heal, "--self-heal"),
+        )
     from gitmoor.engine import store
 
     source: dict[str, Any] = {}
@@ -597,6 +664,8 @@ def app_set(
 
 
 def _set_suspended(name: str, suspended: bool) -> None:
+    if (api := app_remote.client()) is not None:
+        return app_remote.set_suspended(api, name, suspended)
     from gitmoor.engine import store
 
     async def go(kube: KubeClient) -> None:

@@ -24,14 +24,18 @@ from typing import Annotated
 import typer
 
 from gitmoor.cli._common import State
+from gitmoor.cli.account_cmd import account_cmd
+from gitmoor.cli.admin_cmd import admin_cmd
 from gitmoor.cli.app_cmd import app_cmd
 from gitmoor.cli.cluster_cmd import cluster_cmd
 from gitmoor.cli.controller_cmd import controller
 from gitmoor.cli.health_cmd import health
 from gitmoor.cli.install_cmd import install
+from gitmoor.cli.login_cmd import login, logout
 from gitmoor.cli.proj_cmd import proj_cmd
 from gitmoor.cli.render_cmd import render
 from gitmoor.cli.repo_cmd import repo_cmd
+from gitmoor.cli.server_cmd import server
 from gitmoor.cli.version_cmd import version
 from gitmoor.model.application import DEFAULT_NAMESPACE
 
@@ -58,6 +62,15 @@ def _main(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="log engine events (key=value) to stderr")
     ] = False,
+    core: Annotated[
+        bool,
+        typer.Option(
+            "--core",
+            envvar="GITMOOR_CORE",
+            help="talk to the cluster with the kubeconfig even when logged in to a server "
+            "(`gitmoor login`), as Argo CD's --core; also $GITMOOR_CORE=1",
+        ),
+    ] = False,
     allow_file_repos: Annotated[
         list[Path] | None,
         typer.Option(
@@ -80,6 +93,7 @@ def _main(
         apps_namespace,
         verbose,
     )
+    State.core = core
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         stream=sys.stderr,
@@ -93,11 +107,16 @@ app.command("version")(version)
 app.command("install")(install)
 app.command("render")(render)
 app.command("controller")(controller)
+app.command("server")(server)
 app.command("health")(health)
+app.command("login")(login)
+app.command("logout")(logout)
 app.add_typer(app_cmd, name="app")
 app.add_typer(repo_cmd, name="repo")
 app.add_typer(cluster_cmd, name="cluster")
 app.add_typer(proj_cmd, name="proj")
+app.add_typer(account_cmd, name="account")
+app.add_typer(admin_cmd, name="admin")
 
 
 def main() -> None:

@@ -207,8 +207,9 @@ class Controller:
         self.apps[name] = obj
         st = self.state.setdefault(name, _AppState())
         generation = int(obj.get("metadata", {}).get("generation") or 0)
-        # Writing `operation` bumps the generation too; status writes do not.
-        if generation != st.generation:
+        # Writing `operation` bumps the generation too; status writes do not. A
+        # refresh request (the annotation the server and CLI set) does not either.
+        if generation != st.generation or store.refresh_requested(obj):
             st.generation = generation
             self.queue.add(name)
 
@@ -278,6 +279,10 @@ class Controller:
         interval = app.spec.sync_policy.refresh_interval or self.interval
         outcome = "ok"
         next_look = interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter
+        refresh = store.refresh_requested(self.apps[name])
+        if refresh == "hard":
+            # Argo CD's hard refresh: render again instead of reading the manifest cache.
+            self.engine.render_cache.forget(app.spec.source.path)
         try:
             if app.operation:
                 app = await self._start_requested(app, app.operation)
@@ -289,6 +294,10 @@ class Controller:
             # objects applied are Synced at once, not when the operation ends.
             app, comparison = await self.engine.refresh(app)
             self.hooks.status_changed(before, app)
+            if refresh:
+                with contextlib.suppress(GitmoorError):  # the app was deleted meanwhile
+                    await store.clear_refresh(self.kube, app)
+                log.info("event=refresh_requested_done app=%s kind=%s", name, refresh)
             if comparison is None:
                 outcome = "comparison_error"
                 self.queue.add_after(name, min(next_look, self.queue.backoff(name)))

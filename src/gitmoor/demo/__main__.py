@@ -7,7 +7,9 @@
 5. creates Applications for the example overlays, the Helm chart and the CRD app,
    and one of team-a;
 6. syncs each with the `gitmoor` CLI, showing waves and hooks as they run;
-7. prints their status and what to try next.
+7. prints their status;
+8. starts the controller and 9. the API server and web UI (admin, and alice who
+   sees team-a only), and prints what to try next.
 
 The control plane keeps running afterwards; `make demo-down` stops it.
 Every step runs the real `gitmoor` command, so what it prints is what a user sees.
@@ -23,8 +25,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitmoor.testenv import ControlPlane, ControlPlaneError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -49,6 +55,28 @@ APPS: list[tuple[str, str, list[str]]] = [
         ["--dest-namespace", "team-a-dashboard", "--project", "team-a"],
     ),
 ]
+
+
+#: local demo passwords, printed at the end: the demo is a sandbox on loopback
+DEMO_ADMIN_PASSWORD = "gitmoor-demo-admin"
+DEMO_ALICE_PASSWORD = "gitmoor-demo-alice"
+
+
+def kubectl_apply(obj: Mapping[str, object], env: dict[str, str]) -> None:
+    """Server-side apply of one object with kubectl (what an operator would type)."""
+    import json
+
+    proc = subprocess.run(
+        ["kubectl", "apply", "--server-side", "--field-manager", "gitmoor-demo", "-f", "-"],
+        input=json.dumps(obj),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"demo failed at kubectl apply: {proc.stderr.strip()}")
+    print(f"$ kubectl apply --server-side -f - ({proc.stdout.strip()})", flush=True)
 
 
 def step(title: str) -> None:
@@ -96,24 +124,15 @@ def make_repo(target: Path) -> str:
     return git(target, "rev-parse", "HEAD")
 
 
-def start_controller(gm: list[str], env: dict[str, str], demo_dir: Path) -> int:
-    """`gitmoor controller` as a background process that outlives the demo."""
-    pid_file = demo_dir / "controller.pid"
-    stop_controller(demo_dir)
-    log = (demo_dir / "controller.log").open("ab")
+def start_background(
+    name: str, gm: list[str], args: list[str], env: dict[str, str], demo_dir: Path
+) -> int:
+    """``gitmoor <name> <args>`` as a background process that outlives the demo."""
+    pid_file = demo_dir / f"{name}.pid"
+    stop_background(name, demo_dir)
+    log = (demo_dir / f"{name}.log").open("ab")
     proc = subprocess.Popen(
-        [
-            *gm,
-            "controller",
-            "--listen",
-            "127.0.0.1:8081",
-            "--interval",
-            "60",
-            # The example repository is a file:// URL; gitmoor refuses file://
-            # outside the directories an operator names.
-            "--allow-file-repos",
-            str(demo_dir / "repo"),
-        ],
+        [*gm, name, *args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -124,14 +143,14 @@ def start_controller(gm: list[str], env: dict[str, str], demo_dir: Path) -> int:
     return proc.pid
 
 
-def stop_controller(demo_dir: Path) -> None:
-    pid_file = demo_dir / "controller.pid"
+def stop_background(name: str, demo_dir: Path) -> None:
+    pid_file = demo_dir / f"{name}.pid"
     if not pid_file.exists():
         return
     try:
         pid = int(pid_file.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"controller" in cmdline:
+        if name.encode() in cmdline:
             os.kill(pid, signal.SIGTERM)
             for _ in range(100):
                 if not Path(f"/proc/{pid}").exists():
@@ -140,6 +159,21 @@ def stop_controller(demo_dir: Path) -> None:
     except (OSError, ValueError):
         pass
     pid_file.unlink(missing_ok=True)
+
+
+def wait_ready(url: str, within: float = 60) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
 
 
 def main() -> int:
@@ -154,8 +188,9 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.down:
-        stop_controller(REPO / ".local" / "demo")
-        print("event=demo_controller_stopped")
+        for name in ("server", "controller"):
+            stop_background(name, REPO / ".local" / "demo")
+        print("event=demo_stopped what=server,controller")
         return 0
     started = time.monotonic()
 
@@ -236,11 +271,82 @@ def main() -> int:
 
     step("8. The controller (automated sync, self-heal, webhooks, metrics) in the background")
     demo_dir = REPO / ".local" / "demo"
-    pid = start_controller(gm, env, demo_dir)
+    # The example repository is a file:// URL; gitmoor refuses file:// outside
+    # the directories an operator names.
+    allow = ["--allow-file-repos", str(repo)]
+    pid = start_background(
+        "controller",
+        gm,
+        ["--listen", "127.0.0.1:8081", "--interval", "60", *allow],
+        env,
+        demo_dir,
+    )
     print(f"gitmoor controller running as pid {pid}; log: {demo_dir / 'controller.log'}")
     print(
         "webhook: POST http://127.0.0.1:8081/api/webhook   metrics: http://127.0.0.1:8081/metrics"
     )
+
+    step("9. The API server and web UI, with accounts and RBAC")
+    # Two local accounts: admin, and alice who may see and sync team-a's apps only
+    # (the RBAC policy below, Argo CD's policy.csv format). The demo sets known
+    # passwords, so the one `gitmoor install` printed above is replaced.
+    print("the demo sets known passwords (the admin password printed by install is replaced)")
+    sh(
+        *gm,
+        "admin",
+        "reset-password",
+        "--account",
+        "admin",
+        "--password",
+        DEMO_ADMIN_PASSWORD,
+        env=env,
+    )
+    rbac = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "gitmoor-rbac-cm",
+            "namespace": "gitmoor",
+            "labels": {"app.kubernetes.io/part-of": "gitmoor"},
+        },
+        "data": {
+            "policy.default": "",
+            "policy.csv": "p, role:team-a, applications, *, team-a/*, allow\n"
+            "p, role:team-a, logs, get, team-a/*, allow\n"
+            "g, alice, role:team-a\n",
+        },
+    }
+    kubectl_apply(rbac, env)
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "gitmoor-cm",
+            "namespace": "gitmoor",
+            "labels": {"app.kubernetes.io/part-of": "gitmoor"},
+        },
+        "data": {"accounts.alice": "login"},
+    }
+    kubectl_apply(cm, env)
+    sh(
+        *gm,
+        "admin",
+        "reset-password",
+        "--account",
+        "alice",
+        "--password",
+        DEMO_ALICE_PASSWORD,
+        env=env,
+    )
+    pid = start_background("server", gm, ["--listen", "127.0.0.1:8080", *allow], env, demo_dir)
+    if not wait_ready("http://127.0.0.1:8080/readyz"):
+        raise SystemExit(f"the server did not become ready; see {demo_dir / 'server.log'}")
+    print(f"gitmoor server running as pid {pid}; log: {demo_dir / 'server.log'}")
+    print(
+        f"web UI: http://127.0.0.1:8080   admin / {DEMO_ADMIN_PASSWORD}   "
+        f"alice / {DEMO_ALICE_PASSWORD} (team-a only)"
+    )
+    print("API:    http://127.0.0.1:8080/api/docs")
 
     print(
         f"\n\033[1mDemo ready in {time.monotonic() - started:.0f}s.\033[0m Try:\n"
@@ -258,7 +364,10 @@ def main() -> int:
         "  gitmoor app get escape --refresh        # InvalidSpecError: team-a permits team-a-* only\n"
         f"  # edit {repo}/apps/guestbook/overlays/dev, commit: applied within a minute (--interval 60)\n"
         "  curl -s http://127.0.0.1:8081/metrics | grep gitmoor_app_info\n"
-        "  make demo-down                          # stop the controller and the control plane"
+        "  open http://127.0.0.1:8080 and sign in (admin, or alice who sees team-a only)\n"
+        f"  gitmoor login http://127.0.0.1:8080 --username admin --password {DEMO_ADMIN_PASSWORD}\n"
+        "  gitmoor app list                        # now through the API (gitmoor logout: back to kubeconfig)\n"
+        "  make demo-down                          # stop the server, the controller and the control plane"
     )
     return 0
 

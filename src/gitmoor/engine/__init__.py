@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from gitmoor.engine.compare import Comparison, DryRunCache, ResourceStatus
     from gitmoor.engine.health import app_health, health_of
+    from gitmoor.engine.normalize import MASK, mask_secret
     from gitmoor.engine.operation import status_of
     from gitmoor.engine.sync import (
         Action,
@@ -53,6 +54,8 @@ _WHERE = {
     "decide": "automation",
     "app_health": "health",
     "health_of": "health",
+    "MASK": "normalize",
+    "mask_secret": "normalize",
     "status_of": "operation",
     "Desired": "app",
     "Engine": "app",
@@ -80,6 +83,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "MASK",
     "STALE_RUNNING",
     "Action",
     "ClusterResolver",
@@ -103,6 +107,7 @@ __all__ = [
     "app_health",
     "decide",
     "health_of",
+    "mask_secret",
     "options_for",
     "running_silence",
     "status_of",

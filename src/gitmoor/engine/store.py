@@ -19,6 +19,7 @@ from gitmoor.model.application import (
     DEFAULT_NAMESPACE,
     GROUP,
     KIND,
+    REFRESH_ANNOTATION,
     VERSION,
     Application,
     parse_application,
@@ -127,6 +128,31 @@ async def set_operation(
     return parse_application(obj)
 
 
+async def request_refresh(kube: KubeClient, app: Application, kind: str = "normal") -> Application:
+    """Ask the controller to refresh the app now (``kind``: normal, or hard to render
+    again without the render cache), by the annotation Argo CD's API server sets."""
+    if kind not in ("normal", "hard"):
+        raise UserInputError(f"refresh is normal or hard, not {kind!r}")
+    obj = await kube.merge_patch(
+        app_ref(app.name, app.namespace), {"metadata": {"annotations": {REFRESH_ANNOTATION: kind}}}
+    )
+    return parse_application(obj)
+
+
+async def clear_refresh(kube: KubeClient, app: Application) -> None:
+    """Remove the refresh request once acted on (Argo CD's controller does the same)."""
+    await kube.merge_patch(
+        app_ref(app.name, app.namespace), {"metadata": {"annotations": {REFRESH_ANNOTATION: None}}}
+    )
+
+
+def refresh_requested(obj: dict[str, Any]) -> str:
+    """The refresh an Application object asks for: "", "normal" or "hard"."""
+    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    kind = ann.get(REFRESH_ANNOTATION, "") if isinstance(ann, dict) else ""
+    return kind if kind in ("normal", "hard") else ("normal" if kind else "")
+
+
 async def patch_spec(kube: KubeClient, app: Application, spec_patch: dict[str, Any]) -> Application:
     obj = await kube.merge_patch(app_ref(app.name, app.namespace), {"spec": spec_patch})
     return parse_application(obj)
@@ -135,12 +161,15 @@ async def patch_spec(kube: KubeClient, app: Application, spec_patch: dict[str, A
 __all__ = [
     "API_VERSION",
     "app_ref",
+    "clear_refresh",
     "get_app",
     "install",
     "list_apps",
     "now_iso",
     "patch_spec",
     "patch_status",
+    "refresh_requested",
+    "request_refresh",
     "save_app",
     "set_operation",
 ]

@@ -104,6 +104,13 @@ class ClusterCache:
         obj = inf.objects.get(key_of(ref))
         return obj is not None, obj
 
+    def last_known(self, ref: ObjectRef) -> JSONDict | None:
+        """The object as last listed or watched, even while the watch is broken (a
+        reader that would rather show a second-old state than nothing: the API
+        server's settings and app pages). None: not seen, or deleted."""
+        inf = self._informers.get((ref.group, ref.kind))
+        return inf.objects.get(key_of(ref)) if inf is not None else None
+
     # ------------------------------------------------------------------ watching
 
     async def ensure(self, ref: ObjectRef, *, wait: float = 30.0) -> bool:

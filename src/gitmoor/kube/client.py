@@ -28,6 +28,7 @@ the next bookmark, so a self-heal took half a minute or more and Events timed ou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -371,13 +372,18 @@ class KubeClient:
         namespace: str = "",
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         limit: int = 500,
     ) -> ObjectList:
-        """Every object of a resource (following continue tokens)."""
+        """Every object of a resource (following continue tokens). ``field_selector``
+        is the server's ``fieldSelector`` (``involvedObject.name=web`` for Events):
+        which fields a kind can select on is the API server's list, per kind."""
         items: list[JSONDict] = []
         params: dict[str, str] = {"limit": str(limit)}
         if label_selector:
             params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         rv = ""
         while True:
             doc = await self._request("GET", ar.path(namespace), params=params) or {}
@@ -435,6 +441,123 @@ class KubeClient:
         except httpx.TransportError as e:
             raise ApiUnavailableError(
                 f"watch of {ar.plural} broke: {type(e).__name__}", concerns=f"watch {ar.kind}"
+            ) from e
+
+    # ------------------------------------------------------------------ pod logs
+
+    @staticmethod
+    def _log_params(
+        container: str,
+        tail_lines: int | None,
+        limit_bytes: int | None,
+        since_seconds: int | None,
+        follow: bool,
+    ) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if container:
+            params["container"] = container
+        if tail_lines is not None:
+            params["tailLines"] = str(tail_lines)
+        if limit_bytes is not None:
+            params["limitBytes"] = str(limit_bytes)
+        if since_seconds is not None:
+            params["sinceSeconds"] = str(since_seconds)
+        if follow:
+            params["follow"] = "true"
+        return params
+
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str = "",
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
+        since_seconds: int | None = None,
+    ) -> str:
+        """The log of one container (the ``pods/log`` subresource, ``kubectl logs``).
+
+        The API server fetches it from the node's kubelet, so an unreachable
+        kubelet is the API server's 5xx (``ApiUnavailableError``, with its
+        message) and an unknown container its 400 (``ApiError``). ``limit_bytes``
+        and ``tail_lines`` are applied by the kubelet: bound them, a log can be
+        any size."""
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
+        params = self._log_params(container, tail_lines, limit_bytes, since_seconds, False)
+        concerns = f"pod {namespace}/{pod} log"
+        async with self._sem:
+            try:
+                r = await self._http.get(
+                    f"{path}?{urlencode(params, quote_via=quote)}",
+                    headers=[("Accept", "*/*"), *self._impersonation],
+                )
+            except httpx.TransportError as e:
+                self.requests[("GET", 0)] += 1
+                raise ApiUnavailableError(
+                    f"cannot reach the API server at {self.config.server}: {type(e).__name__}",
+                    concerns=concerns,
+                ) from e
+        self.requests[("GET", r.status_code)] += 1
+        if r.status_code >= 300:
+            self._raise_for(r, concerns)
+        return r.text
+
+    @contextlib.asynccontextmanager
+    async def follow_logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str = "",
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
+        since_seconds: int | None = None,
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        """``async with kc.follow_logs(ns, pod) as lines``: the log of one container,
+        then its new lines as they are written (``kubectl logs -f``), one line at a
+        time without its newline.
+
+        Entering opens the stream and raises what the API server refused with
+        (as :meth:`logs`), so a caller can answer with the error before it starts
+        streaming. Like a watch it is a long-lived stream, so it gets an HTTP/1.1
+        connection of its own (the module docstring says why). It has no read
+        timeout, since a container may write nothing for hours: the caller bounds
+        how long it follows; leaving the block closes the connection."""
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
+        params = self._log_params(container, tail_lines, limit_bytes, since_seconds, True)
+        concerns = f"pod {namespace}/{pod} log"
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                r = await stack.enter_async_context(
+                    self._watch_http.stream(
+                        "GET",
+                        path,
+                        params=params,
+                        timeout=httpx.Timeout(10.0, read=None),
+                        headers=[("Accept", "*/*"), *self._impersonation],
+                    )
+                )
+            except httpx.TransportError as e:
+                self.requests[("GET", 0)] += 1
+                raise ApiUnavailableError(
+                    f"cannot reach the API server at {self.config.server}: {type(e).__name__}",
+                    concerns=concerns,
+                ) from e
+            self.requests[("GET", r.status_code)] += 1
+            if r.status_code >= 300:
+                await r.aread()
+                self._raise_for(r, concerns)
+            yield self._lines(r, concerns)
+
+    @staticmethod
+    async def _lines(r: httpx.Response, concerns: str) -> AsyncIterator[str]:
+        try:
+            async for line in r.aiter_lines():
+                yield line
+        except httpx.TransportError as e:
+            raise ApiUnavailableError(
+                f"the log stream broke: {type(e).__name__}", concerns=concerns
             ) from e
 
     # ------------------------------------------------------------------ writes

@@ -31,6 +31,9 @@ SYNC_OPTIONS_ANNOTATION = "gitmoor.io/sync-options"
 HOOK_ANNOTATION = "gitmoor.io/hook"
 HOOK_DELETE_POLICY_ANNOTATION = "gitmoor.io/hook-delete-policy"
 REPO_SECRET_LABEL = "gitmoor.io/secret-type"
+#: ``normal`` or ``hard``: refresh this app now (Argo CD's ``argocd.argoproj.io/refresh``);
+#: the controller acts on it and removes it
+REFRESH_ANNOTATION = "gitmoor.io/refresh"
 HISTORY_LIMIT_DEFAULT = 10
 
 
@@ -194,6 +197,12 @@ class Application:
     def operation(self) -> dict[str, Any] | None:
         op = self.raw.get("operation")
         return op if isinstance(op, dict) else None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The Application's own labels (what the UI and API search and filter on)."""
+        labels = (self.raw.get("metadata") or {}).get("labels") or {}
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
     def tracking_id(self, group: str, kind: str, namespace: str, name: str) -> str:
         """``<app-namespace>_<app>:<group>/<kind>:<namespace>/<name>``, like Argo CD's

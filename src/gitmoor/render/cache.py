@@ -116,6 +116,18 @@ class RenderCache:
                 del self._inflight[key]
             done.set()
 
+    def forget(self, path: str) -> int:
+        """Drop every render of ``path`` (at any revision): a hard refresh renders it
+        again, as Argo CD's hard refresh skips its manifest cache. The number dropped."""
+        norm = normalise_relative(path, what="app path")
+        with self._lock:
+            keys = [k for k in self._entries if k[1] == norm]
+            for k in keys:
+                del self._entries[k]
+            for known in [k for k in self._renderers if k[1] == norm]:
+                del self._renderers[known]
+        return len(keys)
+
     def _renderer(self, root: Path, path: str, revision: str) -> str | None:
         if self._renderer_of is None:
             return None

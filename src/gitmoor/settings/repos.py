@@ -34,6 +34,8 @@ class RepoEntry:
     url: str
     auth: str  # "https", "ssh" or "none": never the secret itself
     project: str = ""  # "" for every project
+    #: whether a user name is stored (the API says so without saying it)
+    has_username: bool = False
 
 
 def _decode(data: dict[str, str], key: str) -> str | None:
@@ -103,7 +105,11 @@ async def list_repos(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> li
         assert isinstance(meta, dict)
         entries.append(
             RepoEntry(
-                str(meta.get("name", "")), redact_url(url), auth, _decode(data, "project") or ""
+                str(meta.get("name", "")),
+                redact_url(url),
+                auth,
+                _decode(data, "project") or "",
+                has_username=bool(data.get("username")),
             )
         )
     return sorted(entries, key=lambda e: e.url)

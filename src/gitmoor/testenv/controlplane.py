@@ -43,6 +43,14 @@ log = logging.getLogger("gitmoor.testenv")
 K8S_VERSION = "v1.37.2"
 STATE_FILE = "state.json"
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
+#: what ``kubectl logs`` shows for any container of any pod in this cluster (kwok
+#: serves it from one file; the pods run nothing that could write a log)
+POD_LOG = (
+    "gitmoor testenv: this container is simulated by kwok",
+    "gitmoor testenv: the same log is served for every container",
+    "gitmoor testenv: ready",
+)
+POD_LOG_TIME = "2026-01-01T00:00:00.000000000Z"
 
 
 class ControlPlaneError(RuntimeError):
@@ -601,20 +609,49 @@ class ControlPlane:
                 f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
                 "--node-ip=127.0.0.1",
                 f"--server-address=127.0.0.1:{self.ports['kwok']}",
+                # The port kwok's node stage writes into each Node's
+                # status.daemonEndpoints.kubeletEndpoint: where the API server sends
+                # pods/log (and exec, port-forward) for pods on these nodes. Left at
+                # 0, the API server dials the kubelet default 10250 and fails. kwok
+                # serves it with a self-signed certificate, which the API server
+                # accepts: without --kubelet-certificate-authority it does not
+                # verify kubelets' serving certificates.
+                f"--node-port={self.ports['kwok']}",
                 "--node-lease-duration-seconds=40",
             ],
         )
 
     def _kwok_stages(self, bins: Binaries) -> Path:
-        """kwok's node stages plus gitmoor's pod stages (pod-stages.yaml)."""
+        """kwok's configuration: its node stages, gitmoor's pod stages
+        (pod-stages.yaml) and the container log every pod serves (``POD_LOG``)."""
         assert self.data_dir is not None
         docs = [d for d in yaml.safe_load_all(bins.kwok_stages.read_text()) if d]
         node_stages = [d for d in docs if d["spec"]["resourceRef"]["kind"] != "Pod"]
         ours = resources.files("gitmoor.testenv").joinpath("pod-stages.yaml").read_text()
         pod_stages = [d for d in yaml.safe_load_all(ours) if d]
         path = self.data_dir / "kwok-stages.yaml"
-        path.write_text(yaml.safe_dump_all(node_stages + pod_stages, sort_keys=False))
+        path.write_text(
+            yaml.safe_dump_all([*node_stages, *pod_stages, self._pod_logs()], sort_keys=False)
+        )
         return path
+
+    def _pod_logs(self) -> dict[str, Any]:
+        """kwok's ClusterLogs: every container of every pod serves ``POD_LOG``.
+
+        Nothing runs in these pods, so there is no output of their own; kwok's
+        kubelet endpoint answers ``/containerLogs`` from a file in the CRI log
+        format (``<RFC 3339 time> stdout F <line>``, what a container runtime
+        writes and the kubelet reads), so ``kubectl logs`` and the
+        ``pods/log`` subresource go the real way: API server, then node."""
+        assert self.data_dir is not None
+        log_file = self.data_dir / "pod.log"
+        log_file.write_text("".join(f"{POD_LOG_TIME} stdout F {line}\n" for line in POD_LOG))
+        return {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterLogs",
+            "metadata": {"name": "gitmoor-pod-log"},
+            "spec": {"selector": {}, "logs": [{"logsFile": str(log_file)}]},
+        }
 
     def _create_nodes(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -133,3 +133,12 @@ async def test_the_controller_deployment_rolls_out_under_restricted_pod_security
         assert spec["serviceAccountName"] == "gitmoor-controller"
         env = {e["name"] for e in spec["containers"][0]["env"]}
         assert ("POD_NAME" in env) == (replicas > 1)
+    if target == "deploy":
+        # The default install's API server (deploy/server) is admitted the same way.
+        server = ObjectRef("apps", "v1", "Deployment", namespace, "gitmoor-server")
+
+        async def server_available() -> bool:
+            st = ((await kube.get(server)) or {}).get("status") or {}
+            return bool(st.get("availableReplicas") == 1)
+
+        await wait_for(server_available, within=60, what="the API server's pod available")

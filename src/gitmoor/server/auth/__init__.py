@@ -1,0 +1,1 @@
+"""Who is calling: local accounts, API tokens, web sessions, login limits, OIDC."""
