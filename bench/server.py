@@ -150,10 +150,12 @@ class ServerProc:
 
 async def load(
     url: str, headers: dict[str, str], paths: list[str], clients: int, seconds: float
-) -> tuple[list[float], int]:
+) -> tuple[list[float], int, float]:
     """``clients`` loops, each on one connection, requesting random ``paths`` for
-    ``seconds``; the latencies (s) of the 2xx answers and the count of others."""
+    ``seconds``; the latencies (s) of the 2xx answers, the count of others, and the
+    mean size of an answer (KiB)."""
     latencies: list[float] = []
+    sizes: list[int] = []
     failures = 0
     rng = random.Random(7)
     deadline = time.monotonic() + seconds
@@ -166,14 +168,15 @@ async def load(
                 path = rng.choice(paths)
                 t0 = time.perf_counter()
                 r = await c.get(path)
-                await r.aread()
+                body = await r.aread()
                 if r.is_success:
                     latencies.append(time.perf_counter() - t0)
+                    sizes.append(len(body))
                 else:
                     failures += 1
 
     await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies, failures
+    return latencies, failures, statistics.mean(sizes) / 1024 if sizes else 0.0
 
 
 def stats(latencies: list[float], seconds: float, failures: int) -> str:
@@ -251,9 +254,11 @@ async def browser_render(url: str, n: int, renders: int) -> list[float]:
             for _ in range(renders):
                 t0 = time.perf_counter()
                 await page.goto(f"{url}/applications", wait_until="commit")
-                await page.wait_for_function(
-                    f"document.querySelectorAll('tr[data-app], li[data-app]').length >= {n}",
-                    timeout=30000,
+                # A locator, not wait_for_function: the page's CSP forbids eval.
+                await (
+                    page.locator("tr[data-app], li[data-app]")
+                    .nth(n - 1)
+                    .wait_for(state="attached", timeout=30000)
                 )
                 times.append(time.perf_counter() - t0)
             await ctx.close()
@@ -342,8 +347,10 @@ async def bench(cp: ControlPlane, work: Path, args: argparse.Namespace, fig: Fig
         for route, paths in routes.items():
             headers = cookie if route == "app_page" else bearer
             await load(server.url, headers, paths[:1], 1, 1.0)  # warm
-            latencies, failures = await load(server.url, headers, paths, args.clients, args.seconds)
-            fig.add(f"{route}", stats(latencies, args.seconds, failures))
+            latencies, failures, kb = await load(
+                server.url, headers, paths, args.clients, args.seconds
+            )
+            fig.add(f"{route}", f"{stats(latencies, args.seconds, failures)} kb={kb:.0f}")
         rss, hwm = server.memory_mb()
         fig.add("server_rss_after_api_mb", f"{rss:.0f}", f"peak {hwm:.0f}")
 

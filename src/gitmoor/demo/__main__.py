@@ -67,7 +67,17 @@ def kubectl_apply(obj: Mapping[str, object], env: dict[str, str]) -> None:
     import json
 
     proc = subprocess.run(
-        ["kubectl", "apply", "--server-side", "--field-manager", "gitmoor-demo", "-f", "-"],
+        # The demo owns these settings: it takes the fields install wrote.
+        [
+            "kubectl",
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            "gitmoor-demo",
+            "-f",
+            "-",
+        ],
         input=json.dumps(obj),
         env=env,
         capture_output=True,
