@@ -237,6 +237,26 @@ class KubeClient:
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode()
             headers.setdefault("Content-Type", "application/json")
+        r = await self._send(method, path, params, content, headers, concerns)
+        if r.status_code < 300:
+            body: JSONDict = r.json() if r.content else {}
+            return body
+        if r.status_code == 404 and allow_404:
+            return None
+        self._raise_for(r, concerns)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+        concerns: str | None,
+    ) -> httpx.Response:
+        """One request on the shared HTTP/2 connection, counted; the answer whatever
+        its status. A transport failure is :class:`ApiUnavailableError`."""
         # A list: Impersonate-Group repeats, one header per group.
         sent = [*headers.items(), *self._impersonation]
         if params:
@@ -248,19 +268,18 @@ class KubeClient:
             try:
                 r = await self._http.request(method, path, content=content, headers=sent)
             except httpx.TransportError as e:
-                self.requests[(method, 0)] += 1
-                raise ApiUnavailableError(
-                    f"cannot reach the API server at {self.config.server}: {type(e).__name__}",
-                    concerns=concerns,
-                ) from e
+                raise self._unreachable(method, e, concerns) from e
         self.requests[(method, r.status_code)] += 1
-        if r.status_code < 300:
-            body: JSONDict = r.json() if r.content else {}
-            return body
-        if r.status_code == 404 and allow_404:
-            return None
-        self._raise_for(r, concerns)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return r
+
+    def _unreachable(
+        self, method: str, e: httpx.TransportError, concerns: str | None
+    ) -> ApiUnavailableError:
+        self.requests[(method, 0)] += 1
+        return ApiUnavailableError(
+            f"cannot reach the API server at {self.config.server}: {type(e).__name__}",
+            concerns=concerns,
+        )
 
     @staticmethod
     def _raise_for(r: httpx.Response, concerns: str | None) -> None:
@@ -486,19 +505,7 @@ class KubeClient:
         path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
         params = self._log_params(container, tail_lines, limit_bytes, since_seconds, False)
         concerns = f"pod {namespace}/{pod} log"
-        async with self._sem:
-            try:
-                r = await self._http.get(
-                    f"{path}?{urlencode(params, quote_via=quote)}",
-                    headers=[("Accept", "*/*"), *self._impersonation],
-                )
-            except httpx.TransportError as e:
-                self.requests[("GET", 0)] += 1
-                raise ApiUnavailableError(
-                    f"cannot reach the API server at {self.config.server}: {type(e).__name__}",
-                    concerns=concerns,
-                ) from e
-        self.requests[("GET", r.status_code)] += 1
+        r = await self._send("GET", path, params, None, {"Accept": "*/*"}, concerns)
         if r.status_code >= 300:
             self._raise_for(r, concerns)
         return r.text
@@ -539,11 +546,7 @@ class KubeClient:
                     )
                 )
             except httpx.TransportError as e:
-                self.requests[("GET", 0)] += 1
-                raise ApiUnavailableError(
-                    f"cannot reach the API server at {self.config.server}: {type(e).__name__}",
-                    concerns=concerns,
-                ) from e
+                raise self._unreachable("GET", e, concerns) from e
             self.requests[("GET", r.status_code)] += 1
             if r.status_code >= 300:
                 await r.aread()
