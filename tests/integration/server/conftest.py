@@ -39,11 +39,13 @@ from gitmoor.server.main import uvicorn_config
 from gitmoor.server.rbac import RBAC_CONFIGMAP, Policy
 from gitmoor.settings import accounts
 from support.browser import browser, page_factory  # noqa: F401
+from support.controller import running_controller
 from support.secret_values import SECRET_VALUES
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
+    from gitmoor.controller import Controller
     from gitmoor.kube import KubeClient
     from gitmoor.server.state import ServerState
     from support.apps import AppEnv
@@ -301,3 +303,11 @@ async def server(kube: KubeClient, env: AppEnv, secret_guard: SecretGuard) -> As
         uv.should_exit = True
         await asyncio.wait_for(task, 15)
         await secret_guard.scan_events(kube)
+
+
+@pytest.fixture
+async def controller(server: Server) -> AsyncIterator[Controller]:
+    """A controller whose own refresh is 10 minutes away: every change a test sees
+    comes from a request (sync, refresh) or a watch, not from the interval."""
+    async with running_controller(server.kube, server.namespace, interval=600) as ctrl:
+        yield ctrl

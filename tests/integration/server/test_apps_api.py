@@ -7,31 +7,17 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from gitmoor.controller.loop import Controller
 from gitmoor.engine import store
 from gitmoor.kube import wait_for
 from gitmoor.model.application import REFRESH_ANNOTATION, Automated
 from support.apps import configmap, dump
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     import httpx
 
     from conftest import Server
+    from gitmoor.controller.loop import Controller
     from support.apps import AppEnv
-
-
-@pytest.fixture
-async def controller(server: Server) -> AsyncIterator[Controller]:
-    ctrl = Controller(server.kube, server.namespace, interval=600, workers=2)
-    stop = asyncio.Event()
-    task = asyncio.create_task(ctrl.run(stop))
-    yield ctrl
-    stop.set()
-    await task
 
 
 async def _app(c: httpx.AsyncClient, name: str) -> dict[str, Any]:

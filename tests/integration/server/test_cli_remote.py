@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gitmoor.controller import Controller
 from gitmoor.engine import store
 from gitmoor.kube import wait_for
 from support.apps import configmap, dump
+from support.controller import running_controller
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from gitmoor.kube import KubeClient
+    from gitmoor.controller import Controller
     from support.apps import AppEnv
 
     from .conftest import Server
@@ -75,16 +75,10 @@ class Cli:
 
 
 @pytest.fixture
-async def controller(kube: KubeClient, env: AppEnv) -> AsyncIterator[Controller]:
-    """The controller over the server's apps namespace, in the test's event loop."""
-    stop = asyncio.Event()
-    ctrl = Controller(kube, env.apps_namespace, interval=2.0, workers=2)
-    task = asyncio.create_task(ctrl.run(stop))
-    try:
+async def controller(server: Server) -> AsyncIterator[Controller]:
+    """A controller that also refreshes every 2 s, so `app list` sees new commits."""
+    async with running_controller(server.kube, server.namespace, interval=2.0) as ctrl:
         yield ctrl
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 def _row(listing: str, name: str) -> list[str]:

@@ -17,16 +17,13 @@ open a team-b app's page nor read its diff or logs through the UI's routes.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 from playwright.async_api import Page, expect
 
-from gitmoor.controller import Controller
 from gitmoor.engine import store
 from gitmoor.kube import wait_for
 from gitmoor.model import GitmoorError
@@ -37,8 +34,7 @@ from support.browser import ui_login
 from support.secret_values import SECRET_VALUE
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
+    from gitmoor.controller import Controller
     from gitmoor.kube import KubeClient
     from support.apps import AppEnv
     from support.browser import PageFactory
@@ -79,21 +75,6 @@ async def app_status(server: Server, name: str) -> dict[str, Any]:
     app = server.state.apps.get(name)
     assert app is not None
     return app.status
-
-
-@pytest.fixture
-async def controller(kube: KubeClient, env: AppEnv) -> AsyncIterator[Controller]:
-    """The controller that runs what the UI asks for. Its periodic refresh is
-    long (10 min), so the app only notices a new commit when the UI's Refresh
-    button asks (or the next webhook would)."""
-    stop = asyncio.Event()
-    ctrl = Controller(kube, env.apps_namespace, interval=600.0, workers=2)
-    task = asyncio.create_task(ctrl.run(stop))
-    try:
-        yield ctrl
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_browser_scenario(
