@@ -118,8 +118,15 @@ class RenderCache:
 
     def forget(self, path: str) -> int:
         """Drop every render of ``path`` (at any revision): a hard refresh renders it
-        again, as Argo CD's hard refresh skips its manifest cache. The number dropped."""
-        norm = normalise_relative(path, what="app path")
+        again, as Argo CD's hard refresh skips its manifest cache. The number dropped.
+
+        A path that cannot be rendered (``../x``, absolute) has no render here: 0,
+        not an error, so a hard refresh of such an app goes on to report why on its
+        status instead of stopping at the cache."""
+        try:
+            norm = normalise_relative(path, what="app path")
+        except UserInputError:
+            return 0
         with self._lock:
             keys = [k for k in self._entries if k[1] == norm]
             for k in keys:

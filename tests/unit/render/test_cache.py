@@ -195,3 +195,25 @@ def test_a_path_that_does_not_open_is_refused_by_the_render(repo: Path) -> None:
     cache = RenderCache()
     with pytest.raises(UserInputError, match="does not exist"):
         cache.get_or_render(repo, "missing", "c1", RenderOptions())
+
+
+def test_forget_drops_every_render_of_one_path_only(tmp_path: Path, fake: CountingRender) -> None:
+    cache = RenderCache(render=fake)
+    for revision in ("c1", "c2"):
+        cache.get_or_render(tmp_path, "apps/web", revision, RenderOptions())
+    cache.get_or_render(tmp_path, "apps/db", "c1", RenderOptions())
+    assert cache.forget("./apps/web/") == 2
+    cache.get_or_render(tmp_path, "apps/db", "c1", RenderOptions())
+    assert len(fake.calls) == 3  # apps/db still cached
+    cache.get_or_render(tmp_path, "apps/web", "c1", RenderOptions())
+    assert len(fake.calls) == 4  # apps/web rendered again
+
+
+@pytest.mark.parametrize("hostile", ["../outside", "/etc", "a/../../b"])
+def test_forget_of_a_path_that_cannot_render_drops_nothing_and_raises_nothing(
+    tmp_path: Path, fake: CountingRender, hostile: str
+) -> None:
+    cache = RenderCache(render=fake)
+    cache.get_or_render(tmp_path, "apps/web", "c1", RenderOptions())
+    assert cache.forget(hostile) == 0
+    assert len(cache) == 1
