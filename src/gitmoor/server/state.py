@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -73,6 +74,8 @@ class AppIndex:
         )
         self._parsed: dict[str, tuple[str, Application | None]] = {}
         self._summaries: dict[str, tuple[str, AppSummary]] = {}
+        #: the summary as compact JSON, for SSE: one encoding per change, not per tab
+        self._summary_json: dict[str, tuple[str, str]] = {}
         self._subs: set[Subscription] = set()
 
     async def start(self) -> bool:
@@ -86,6 +89,7 @@ class AppIndex:
         name = key[3]
         self._parsed.pop(name, None)
         self._summaries.pop(name, None)
+        self._summary_json.pop(name, None)
         for sub in self._subs:
             sub.push(name, deleted)
 
@@ -117,6 +121,16 @@ class AppIndex:
         entry = summary(app)
         self._summaries[app.name] = (app.resource_version, entry)
         return entry
+
+    def summary_json(self, app: Application) -> str:
+        """:meth:`summary` as compact JSON, encoded once per change of the object:
+        50 open streams share one encoding of each change (and of the snapshot)."""
+        cached = self._summary_json.get(app.name)
+        if cached is not None and cached[0] == app.resource_version:
+            return cached[1]
+        text = json.dumps(self.summary(app).model_dump(), separators=(",", ":"))
+        self._summary_json[app.name] = (app.resource_version, text)
+        return text
 
     def get(self, name: str) -> Application | None:
         obj = self.cache.last_known(app_ref(name, self.namespace))

@@ -42,7 +42,12 @@ TICK = 2.0
 
 
 def _event(name: str, data: object) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return _message(name, json.dumps(data, separators=(",", ":")))
+
+
+def _message(name: str, data: str) -> str:
+    """One SSE message of already encoded JSON ``data``."""
+    return f"event: {name}\ndata: {data}\n\n"
 
 
 def _still_valid(state: ServerState, who: Principal) -> bool:
@@ -79,13 +84,13 @@ async def stream_applications(
 ) -> StreamingResponse:
     wanted = set(name or ())
 
-    def visible(app_name: str) -> tuple[bool, object]:
+    def visible(app_name: str) -> tuple[bool, str]:
         app = state.apps.get(app_name)
         if app is None or (wanted and app_name not in wanted):
-            return False, None
+            return False, ""
         if not allowed(state, who, "applications", "get", app_object(app)):
-            return False, None
-        return True, state.apps.summary(app).model_dump()
+            return False, ""
+        return True, state.apps.summary_json(app)
 
     async def events() -> AsyncIterator[str]:
         sent: set[str] = set()
@@ -95,7 +100,7 @@ async def stream_applications(
                 ok, data = visible(app.name)
                 if ok:
                     sent.add(app.name)
-                    yield _event("application", data)
+                    yield _message("application", data)
             idle = 0.0
             while True:
                 if not _still_valid(state, who):
@@ -115,7 +120,7 @@ async def stream_applications(
                     ok, data = visible(app_name)
                     if ok:
                         sent.add(app_name)
-                        yield _event("application", data)
+                        yield _message("application", data)
                     elif app_name in sent:
                         sent.discard(app_name)
                         yield _event("deleted", {"name": app_name})
