@@ -123,6 +123,28 @@ class _TokenFileAuth(httpx.Auth):
         yield request
 
 
+def _never_delivered(method: str, e: httpx.TransportError) -> bool:
+    """True when ``e`` shows the request cannot have been acted on, so sending it
+    again is safe whatever its verb.
+
+    kube-apiserver closes an HTTP/2 connection that has been idle for 90 s
+    (k8s.io/apiserver secure_serving.go, ``http2.Server{IdleTimeout: 90s}``). A
+    request written in the instant the server closes it fails to write, or finds
+    the connection gone before any answer. Go's HTTP/2 transport sends such a
+    request again on a new connection, so client-go never sees the error; httpx
+    does not, and it reached the user as "cannot reach the API server" (a CI
+    failure: a DELETE after the test had been quiet for a while).
+
+    A failed write or connect means the server never got a whole request. A read
+    that fails is different: the server may have acted, so only a GET, which
+    changes nothing, is sent again after one (client-go's ``isErrRetryableFunc``
+    likewise retries a GET alone on a connection reset or an unexpected EOF).
+    """
+    if isinstance(e, (httpx.ConnectError, httpx.WriteError)):
+        return True
+    return method == "GET" and isinstance(e, (httpx.ReadError, httpx.RemoteProtocolError))
+
+
 class KubeClient:
     """An async client of one cluster. Use as ``async with KubeClient(cfg) as kc``."""
 
@@ -268,7 +290,13 @@ class KubeClient:
             try:
                 r = await self._http.request(method, path, content=content, headers=sent)
             except httpx.TransportError as e:
-                raise self._unreachable(method, e, concerns) from e
+                if not _never_delivered(method, e):
+                    raise self._unreachable(method, e, concerns) from e
+                # Once, on a new connection (the pool has dropped the dead one).
+                try:
+                    r = await self._http.request(method, path, content=content, headers=sent)
+                except httpx.TransportError as e2:
+                    raise self._unreachable(method, e2, concerns) from e2
         self.requests[(method, r.status_code)] += 1
         return r
 
