@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitmoor.model.errors import UserInputError
+from gitmoor.model.redaction import (
+    Decryption,
+    RedactRule,
+    parse_decryption,
+    parse_redactions,
+)
 
 GROUP = "gitmoor.io"
 VERSION = "v1alpha1"
@@ -60,6 +66,8 @@ class AppSource:
     path: str = "."
     target_revision: str = "HEAD"
     helm: HelmSource = field(default_factory=HelmSource)
+    #: SOPS decryption before rendering; None: the project's, if it names one
+    decryption: Decryption | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -70,6 +78,8 @@ class AppSource:
         helm = self.helm.to_dict()
         if helm:
             out["helm"] = helm
+        if self.decryption is not None:
+            out["decryption"] = self.decryption.to_dict()
         return out
 
 
@@ -176,6 +186,8 @@ class ApplicationSpec:
     sync_policy: SyncPolicy = field(default_factory=SyncPolicy)
     ignore_differences: tuple[IgnoreDifference, ...] = ()
     history_limit: int = HISTORY_LIMIT_DEFAULT
+    #: fields masked in every output, besides Secret values (the project's apply too)
+    redactions: tuple[RedactRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +324,7 @@ def parse_application(obj: dict[str, Any]) -> Application:
             value_files=_strs(helm.get("valueFiles"), "spec.source.helm.valueFiles"),
             values=dict(helm.get("values") or {}),
         ),
+        decryption=parse_decryption(src.get("decryption"), "spec.source.decryption"),
     )
     dst = _req(spec, "destination", "spec")
     destination = Destination(
@@ -352,6 +365,7 @@ def parse_application(obj: dict[str, Any]) -> Application:
             sync_policy=policy,
             ignore_differences=ignores,
             history_limit=int(spec.get("revisionHistoryLimit") or HISTORY_LIMIT_DEFAULT),
+            redactions=parse_redactions(spec.get("redactions"), "spec.redactions"),
         ),
         uid=meta.get("uid", ""),
         resource_version=meta.get("resourceVersion", ""),

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitmoor.model.errors import UserInputError
+from gitmoor.model.redaction import Decryption, RedactRule, parse_decryption, parse_redactions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -352,6 +353,12 @@ class AppProject:
     namespace_resource_whitelist: tuple[GroupKind, ...] | None = None
     namespace_resource_blacklist: tuple[GroupKind, ...] = ()
     destination_service_accounts: tuple[DestinationServiceAccount, ...] = ()
+    #: the decryption of apps that name none (``spec.decryption``)
+    decryption: Decryption | None = None
+    #: refuse a plaintext Secret in any app's render (``spec.requireEncryptedSecrets``)
+    require_encrypted_secrets: bool = False
+    #: fields masked in every output of every app of the project (``spec.redactions``)
+    redactions: tuple[RedactRule, ...] = ()
     resource_version: str = ""
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
@@ -470,6 +477,12 @@ class AppProject:
             out["destinationServiceAccounts"] = [
                 s.to_dict() for s in self.destination_service_accounts
             ]
+        if self.decryption is not None:
+            out["decryption"] = self.decryption.to_dict()
+        if self.require_encrypted_secrets:
+            out["requireEncryptedSecrets"] = True
+        if self.redactions:
+            out["redactions"] = [r.to_dict() for r in self.redactions]
         return out
 
     def to_manifest(self) -> dict[str, Any]:
@@ -495,6 +508,14 @@ def default_project(namespace: str = "") -> AppProject:
 
 
 # ---------------------------------------------------------------- parsing
+
+
+def _bool(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise UserInputError(f"{where} must be true or false", concerns=where)
+    return value
 
 
 def _str(value: Any, where: str) -> str:
@@ -587,6 +608,11 @@ def parse_appproject(obj: dict[str, Any]) -> AppProject:
             spec.get("namespaceResourceBlacklist"), f"{where} spec.namespaceResourceBlacklist"
         ),
         destination_service_accounts=tuple(accounts),
+        decryption=parse_decryption(spec.get("decryption"), f"{where} spec.decryption"),
+        require_encrypted_secrets=_bool(
+            spec.get("requireEncryptedSecrets"), f"{where} spec.requireEncryptedSecrets"
+        ),
+        redactions=parse_redactions(spec.get("redactions"), f"{where} spec.redactions"),
         resource_version=str(meta.get("resourceVersion", "")),
         raw=obj,
     )

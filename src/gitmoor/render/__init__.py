@@ -12,7 +12,7 @@ and kustomize and helm run with no way out to the network (``proc``).
 """
 
 from gitmoor.render.app import render_app, select_renderer
-from gitmoor.render.base import AppTree, Renderer, RenderOptions
+from gitmoor.render.base import AppTree, DecryptionKeys, Renderer, RenderOptions
 from gitmoor.render.cache import RenderCache
 from gitmoor.render.directory import DirectoryRenderer
 from gitmoor.render.helm import HelmRenderer
@@ -21,6 +21,7 @@ from gitmoor.render.paths import open_app
 
 __all__ = [
     "AppTree",
+    "DecryptionKeys",
     "DirectoryRenderer",
     "HelmRenderer",
     "KustomizeRenderer",

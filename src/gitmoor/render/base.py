@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -10,6 +11,32 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from gitmoor.model import JSONDict, RenderResult
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptionKeys:
+    """The age private keys a render decrypts SOPS files with, and where they came from.
+
+    ``age`` holds the keys themselves: never printed (``repr=False``), never in a
+    cache key (:meth:`fingerprint`), handed to ``sops`` through its environment.
+    ``missing`` says why there are none (the Secret does not exist, or holds no
+    ``*.agekey``); a render that meets an encrypted file then fails with it,
+    naming the file.
+    """
+
+    #: ``namespace/name`` of the Secret, for messages
+    secret: str
+    age: tuple[str, ...] = field(default=(), repr=False)
+    missing: str = ""
+
+    def fingerprint(self) -> str:
+        """What tells two key sets apart in a cache key, without the keys: a render
+        made with other keys (rotated, removed) is a different render."""
+        h = hashlib.sha256(self.secret.encode())
+        for key in self.age:
+            h.update(b"\0" + key.encode())
+        h.update(b"\0" + self.missing.encode())
+        return h.hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +72,9 @@ class RenderOptions:
     allow_remote_bases: bool = False
     #: Seconds each external tool may run before the render is abandoned.
     timeout: float = 120.0
+    #: Decrypt SOPS-encrypted files with these keys before rendering (``decrypt``);
+    #: None: the app names no decryption, and an encrypted file is refused.
+    decryption: DecryptionKeys | None = None
 
     def cache_key(self, renderer: str | None = None) -> str:
         """A canonical string of every field that can change what ``renderer`` (a
@@ -63,6 +93,8 @@ class RenderOptions:
         read = _FIELDS_READ.get(renderer) if renderer is not None else None
         if read is not None:
             fields = {name: fields[name] for name in read}
+        # Every renderer reads decrypted files: the keys count, by fingerprint.
+        fields["decryption"] = self.decryption.fingerprint() if self.decryption else None
         return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=repr)
 
 
