@@ -59,6 +59,7 @@ from gitmoor.model.status import (
 )
 from gitmoor.render import RenderCache, RenderOptions
 from gitmoor.settings import get_project
+from gitmoor.settings.decryption import load_decryption_keys
 from gitmoor.settings.repos import credentials_for, load_credentials
 from gitmoor.source import checkout_async, resolve_tagged_async
 
@@ -253,11 +254,16 @@ class Engine:
             src.repo_url,
             checkout_async(src.repo_url, commit, creds, cache_dir=self.git_cache_dir),
         )
+        decryption = src.decryption or project.decryption
         options = RenderOptions(
             release_name=src.helm.release_name or app.name,
             namespace=app.spec.destination.namespace,
             value_files=src.helm.value_files,
             values=src.helm.values,
+            decryption=None
+            if decryption is None
+            else await load_decryption_keys(self.kube, app.namespace, decryption),
+            require_encrypted_secrets=project.require_encrypted_secrets,
         )
         rendered = await asyncio.to_thread(
             self.render_cache.get_or_render, root, src.path, commit, options

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from gitmoor.model import GitmoorError, PermanentError, UserInputError
 from gitmoor.render.base import RenderOptions
+from gitmoor.render.decrypt import check_encrypted_secrets, check_no_sops, decrypted
 from gitmoor.render.directory import DirectoryRenderer
 from gitmoor.render.helm import CHART_FILE, HelmRenderer
 from gitmoor.render.kustomize import KustomizeRenderer, kustomization_file
@@ -79,13 +80,33 @@ def render_app(
 ) -> RenderResult:
     """Render the app at ``path`` of the checkout ``root`` at ``revision``.
 
-    Synchronous and blocking (it runs kustomize or helm); the controller calls it
-    through ``asyncio.to_thread``. Raises ``UserInputError`` for anything the
-    repository or the spec must fix, naming the file (and line where known).
+    Synchronous and blocking (it runs kustomize or helm, and sops); the controller
+    calls it through ``asyncio.to_thread``. Raises ``UserInputError`` for anything
+    the repository or the spec must fix, naming the file (and line where known).
     An empty render is a warning, not an error: whether an app with nothing in
     it may be synced (and prune everything) is the engine's decision.
+
+    With ``options.decryption``, SOPS files are decrypted first, in a private copy
+    of the checkout (``decrypt``); without it, a render holding SOPS data is
+    refused.
     """
     options = options or RenderOptions()
+    open_app(root, path, revision)  # a bad path is refused before anything is decrypted
+    if options.decryption is None:
+        result = _render(root, path, revision, options)
+        check_no_sops(result.manifests, path)
+        if options.require_encrypted_secrets:
+            check_encrypted_secrets(result.manifests, path, set(), set())
+        return result
+    with decrypted(root, options.decryption, timeout=options.timeout) as plain:
+        result = _render(plain.root, path, revision, options)
+        check_no_sops(result.manifests, path)
+        if options.require_encrypted_secrets:
+            check_encrypted_secrets(result.manifests, path, set(plain.files), set(plain.plaintext))
+        return result
+
+
+def _render(root: Path, path: str, revision: str, options: RenderOptions) -> RenderResult:
     started = time.monotonic()
     app = open_app(root, path, revision)
     try:

@@ -75,6 +75,9 @@ class RenderOptions:
     #: Decrypt SOPS-encrypted files with these keys before rendering (``decrypt``);
     #: None: the app names no decryption, and an encrypted file is refused.
     decryption: DecryptionKeys | None = None
+    #: Refuse a Secret that was not encrypted in Git (the project's
+    #: ``requireEncryptedSecrets``).
+    require_encrypted_secrets: bool = False
 
     def cache_key(self, renderer: str | None = None) -> str:
         """A canonical string of every field that can change what ``renderer`` (a
@@ -95,6 +98,7 @@ class RenderOptions:
             fields = {name: fields[name] for name in read}
         # Every renderer reads decrypted files: the keys count, by fingerprint.
         fields["decryption"] = self.decryption.fingerprint() if self.decryption else None
+        fields["require_encrypted_secrets"] = self.require_encrypted_secrets
         return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=repr)
 
 
