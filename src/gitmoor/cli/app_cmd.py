@@ -24,6 +24,7 @@ from gitmoor.model.application import (
     HelmSource,
     application_manifest,
 )
+from gitmoor.model.redaction import Decryption
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -84,6 +85,15 @@ def app_create(
     helm_values: Annotated[
         list[str] | None, typer.Option("--values", help="Helm value file in the repo (repeatable)")
     ] = None,
+    decryption_secret: Annotated[
+        str,
+        typer.Option(
+            "--decryption-secret",
+            metavar="SECRET",
+            help="decrypt SOPS-encrypted files with the age keys (*.agekey entries) of this "
+            "Secret in the apps namespace (spec.source.decryption; see `gitmoor secret`)",
+        ),
+    ] = "",
     upsert: Annotated[bool, typer.Option("--upsert", help="update the app if it exists")] = False,
     from_argocd: Annotated[
         Path | None,
@@ -114,6 +124,7 @@ def app_create(
             "--sync-option": bool(sync_option),
             "--helm-release": bool(helm_release),
             "--values": bool(helm_values),
+            "--decryption-secret": bool(decryption_secret),
         }
         if any(given.values()):
             flags = ", ".join(flag for flag, on in given.items() if on)
@@ -140,6 +151,7 @@ def app_create(
             path=path,
             target_revision=revision,
             helm=HelmSource(release_name=helm_release, value_files=tuple(helm_values or ())),
+            decryption=Decryption(decryption_secret) if decryption_secret else None,
         ),
         Destination(namespace=dest_namespace, name=dest_name),
         project=project,
