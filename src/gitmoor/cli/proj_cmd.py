@@ -25,6 +25,7 @@ from gitmoor.model.project import (
     GroupKind,
     ProjectDestination,
 )
+from gitmoor.model.redaction import Decryption
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -126,6 +127,22 @@ def proj_create(
             "the account (NAME in the destination namespace, or NAMESPACE:NAME); repeatable",
         ),
     ] = None,
+    decryption_secret: Annotated[
+        str,
+        typer.Option(
+            "--decryption-secret",
+            metavar="SECRET",
+            help="decrypt the SOPS files of apps that name no decryption of their own with "
+            "the age keys of this Secret in the apps namespace (spec.decryption)",
+        ),
+    ] = "",
+    require_encrypted_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--require-encrypted-secrets",
+            help="refuse a render that holds a Secret not encrypted in Git with SOPS",
+        ),
+    ] = False,
     upsert: Annotated[
         bool, typer.Option("--upsert", help="replace the project if it exists")
     ] = False,
@@ -147,6 +164,8 @@ def proj_create(
                 _parse_kind(k, "--deny-namespaced-resource") for k in deny_namespaced_resource or ()
             ),
             destination_service_accounts=tuple(_parse_sa(s) for s in dest_service_account or ()),
+            decryption=Decryption(decryption_secret) if decryption_secret else None,
+            require_encrypted_secrets=require_encrypted_secrets,
         )
     except GitmoorError as e:
         raise fail(str(e)) from None
@@ -250,6 +269,16 @@ def proj_get(
                 for s in project.destination_service_accounts
             )
             or "- (gitmoor's own identity)",
+        ),
+        (
+            "Secrets",
+            (
+                f"decrypted with Secret {project.decryption.secret_name}"
+                if project.decryption
+                else "no decryption of its own"
+            )
+            + ("; must be encrypted in Git" if project.require_encrypted_secrets else "")
+            + (f"; {len(project.redactions)} redaction rule(s)" if project.redactions else ""),
         ),
     ]
     for label, value in lines:
