@@ -62,7 +62,11 @@ State = Ctx(None, None, DEFAULT_NAMESPACE, False)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    # An error from kube, git or a tool may quote a value a Redactor of this
+    # process learned (issue 13: one redaction policy for every output).
+    from gitmoor.secrets.redact import scrub
+
+    err.print(f"[red]error:[/red] {scrub(message)}", markup=True)
     return typer.Exit(code)
 
 

@@ -238,22 +238,29 @@ def app_diff(
         str | None, typer.Option(help="compare this revision instead of the target")
     ] = None,
 ) -> None:
-    """Show what a sync would change, as unified diffs (Secret values masked).
+    """Show what a sync would change, as unified diffs.
+
+    Secret values, and the fields the app's and its project's spec.redactions
+    name, are masked (<redacted:…>): an unchanged value shows the same mask on
+    both sides, a changed one two different masks, never the value.
 
     Exit code 0: no differences; 1: differences; 2: error (as `kubectl diff`).
     """
     if (api := app_remote.client()) is not None:
         raise typer.Exit(app_remote.diff(api, name, revision))
     from gitmoor.cli import output
-    from gitmoor.engine import store
+    from gitmoor.engine import scrub_message, store
 
     async def go(kube: KubeClient) -> int:
         engine = make_engine(kube)
         a = await store.get_app(kube, name, State.namespace)
         desired = await engine.desired(a, revision)
-        for w in desired.warnings:
-            err.print(f"[yellow]warning:[/yellow] {w}", markup=True)
+        # The diff first: comparing teaches the app's Redactor the values a
+        # warning (kustomize's, helm's) might quote.
         cmp = await engine.diff(a, desired=desired)
+        for w in desired.warnings:
+            text = scrub_message(a, w, desired.project)
+            err.print(f"[yellow]warning:[/yellow] {text}", markup=True)
         changed = 0
         for r in cmp.resources:
             if r.sync is SyncStatus.SYNCED:

@@ -78,9 +78,11 @@ def controller(
     keep every app's status current; serve POST /api/webhook, GET /metrics, GET /healthz."""
     from gitmoor.controller.ratelimit import RefreshLimits
     from gitmoor.controller.service import serve_controller
+    from gitmoor.secrets.redact import install_log_filter
     from gitmoor.source import allow_file_repos as allow_roots
 
     logging.getLogger().setLevel(logging.INFO)
+    install_log_filter()  # idempotent: the root's handlers scrub every line (issue 13)
     allow_roots(allow_file_repos or ())
 
     async def go(kube: KubeClient) -> None:

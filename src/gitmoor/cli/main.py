@@ -35,6 +35,7 @@ from gitmoor.cli.login_cmd import login, logout
 from gitmoor.cli.proj_cmd import proj_cmd
 from gitmoor.cli.render_cmd import render
 from gitmoor.cli.repo_cmd import repo_cmd
+from gitmoor.cli.secret_cmd import secret_cmd
 from gitmoor.cli.server_cmd import server
 from gitmoor.cli.version_cmd import version
 from gitmoor.model.application import DEFAULT_NAMESPACE
@@ -100,6 +101,11 @@ def _main(
         format="%(asctime)s %(name)s %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Every log line (the CLI's, and the controller's, which runs under this
+    # callback) scrubbed of the values the Redactors learned (issue 13).
+    from gitmoor.secrets.redact import install_log_filter
+
+    install_log_filter()
 
 
 # Registration order is the order of `gitmoor --help`: commands, then groups.
@@ -117,6 +123,7 @@ app.add_typer(cluster_cmd, name="cluster")
 app.add_typer(proj_cmd, name="proj")
 app.add_typer(account_cmd, name="account")
 app.add_typer(admin_cmd, name="admin")
+app.add_typer(secret_cmd, name="secret")
 
 
 def main() -> None:

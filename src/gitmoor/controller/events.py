@@ -19,8 +19,14 @@ Three rules shape this module:
   refreshes every three minutes would otherwise write an Event per app per
   refresh. When the Event is gone (the API server's ``--event-ttl``, one hour
   by default, removed it) a new one is created.
-- **Only what the caller says.** The message is the caller's; nothing from the
-  Application or the live objects is added, so no Secret value can leak here.
+- **Only what the caller says, scrubbed.** The message is the caller's; nothing
+  from the Application or the live objects is added. Callers pass text that
+  may echo the API server or a tool (a condition's message, an apply error
+  quoting a field), so every message goes through the one redaction policy
+  (:func:`gitmoor.secrets.redact.scrub`: each Secret value, and each value of a
+  ``redactions`` field, that a Redactor of this process has seen, plain or
+  base64) before it is aggregated or written. Argo CD writes such messages as
+  they are; issue 13 wants no plaintext in any Event.
 
 The Event carries both the legacy fields (``source.component``, ``count``,
 ``first/lastTimestamp``) that ``kubectl get events`` shows and the
@@ -45,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from gitmoor.kube import NotFoundError
 from gitmoor.model import GitmoorError, ObjectRef
 from gitmoor.model.application import API_VERSION, KIND
+from gitmoor.secrets.redact import scrub
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -151,6 +158,9 @@ class EventRecorder:
         Never raises (cancellation aside): an Event must never break reconciliation.
         """
         try:
+            # Scrubbed before the aggregation key is made, so a repeat aggregates
+            # with the Event already written, whose message was scrubbed too.
+            message = scrub(message)
             await asyncio.wait_for(
                 self._record(app, reason, message, type, action or reason), self.timeout
             )

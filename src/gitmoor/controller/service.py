@@ -101,7 +101,11 @@ class Observers:
             self.events.record(
                 app,
                 "OperationCompleted",
-                f"sync {result.phase.value} at {result.revision[:12]}: {result.message}",
+                # A sync that failed before it resolved a commit (the render was
+                # refused) has no revision to name.
+                f"sync {result.phase.value}"
+                + (f" at {result.revision[:12]}" if result.revision else "")
+                + f": {result.message}",
                 type="Normal" if ok else "Warning",
             )
         )

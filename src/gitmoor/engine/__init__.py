@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     )
     from gitmoor.engine.compare import Comparison, DryRunCache, ResourceStatus
     from gitmoor.engine.health import app_health, health_of
-    from gitmoor.engine.normalize import MASK, mask_secret
     from gitmoor.engine.operation import status_of
+    from gitmoor.engine.redaction import redactor_for, scrub_message
     from gitmoor.engine.sync import (
         Action,
         Phase,
@@ -54,8 +54,8 @@ _WHERE = {
     "decide": "automation",
     "app_health": "health",
     "health_of": "health",
-    "MASK": "normalize",
-    "mask_secret": "normalize",
+    "redactor_for": "redaction",
+    "scrub_message": "redaction",
     "status_of": "operation",
     "Desired": "app",
     "Engine": "app",
@@ -83,7 +83,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "MASK",
     "STALE_RUNNING",
     "Action",
     "ClusterResolver",
@@ -107,8 +106,9 @@ __all__ = [
     "app_health",
     "decide",
     "health_of",
-    "mask_secret",
     "options_for",
+    "redactor_for",
     "running_silence",
+    "scrub_message",
     "status_of",
 ]

@@ -21,11 +21,19 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gitmoor.engine import inventory as inventory_store
 from gitmoor.engine import operation, projects, store
-from gitmoor.engine.compare import Comparison, DryRunCache, compare_app, ignore_rules, is_hook
+from gitmoor.engine.compare import (
+    Comparison,
+    DryRunCache,
+    compare_app,
+    ignore_rules,
+    is_hook,
+    verdict_salt,
+)
 from gitmoor.engine.normalize import ResourceDiff
 from gitmoor.engine.plan import annotation_warnings, directives
 from gitmoor.engine.prepare import PrepareOptions, prepare
 from gitmoor.engine.prune import Deletion, delete_owned
+from gitmoor.engine.redaction import redactor_for, scrub_message
 from gitmoor.engine.sync import (
     Phase,
     StepOutcome,
@@ -58,6 +66,7 @@ from gitmoor.model.status import (
     summary_of,
 )
 from gitmoor.render import RenderCache, RenderOptions
+from gitmoor.secrets.redact import scrub as scrub_message_any
 from gitmoor.settings import get_project
 from gitmoor.settings.decryption import load_decryption_keys
 from gitmoor.settings.repos import credentials_for, load_credentials
@@ -335,9 +344,12 @@ class Engine:
                 dry_runs=self.dry_runs,
                 dry_run_as=await self._acting_client(app, desired),
                 known=known,
+                redactor=redactor_for(app, desired.project),
             )
         except GitmoorError as e:
-            log.info("event=comparison_error app=%s/%s error=%s", app.namespace, app.name, e)
+            # A render or kube error can quote a value (a sops or kustomize message).
+            text = scrub_message(app, str(e), desired.project if desired else None)
+            log.info("event=comparison_error app=%s/%s error=%s", app.namespace, app.name, text)
             return {
                 "sync": {
                     "status": "Unknown",
@@ -347,7 +359,7 @@ class Engine:
                 "conditions": operation.conditions(
                     app,
                     "InvalidSpecError" if isinstance(e, ProjectViolation) else "ComparisonError",
-                    str(e),
+                    text,
                 ),
                 "reconciledAt": store.now_iso(),
             }, None
@@ -360,7 +372,10 @@ class Engine:
             )
         elif desired.warnings:
             conditions = operation.conditions(
-                app, "ComparisonWarning", _warning_text(desired.warnings)
+                app,
+                "ComparisonWarning",
+                # A tool's warning (kustomize, helm) can quote a value.
+                scrub_message(app, _warning_text(desired.warnings), desired.project),
             )
         entries = [r.to_dict() for r in comparison.resources]
         status: JSONDict = {
@@ -436,6 +451,7 @@ class Engine:
             cache=self.cache_for(app),
             dry_runs=self.dry_runs,
             dry_run_as=await self._acting_client(app, desired),
+            redactor=redactor_for(app, desired.project),
         )
 
     # ------------------------------------------------------------ sync
@@ -514,9 +530,9 @@ class Engine:
             desired = await self._desired_for(app, op, None)
             ctx = await self._new_context(app, op, desired, options, progress, None)
         except RetryableError as e:
-            return SyncResult(revision or "", Phase.ERROR, str(e))
+            return SyncResult(revision or "", Phase.ERROR, scrub_message(app, str(e)))
         except GitmoorError as e:
-            return SyncResult(revision or "", Phase.FAILED, str(e))
+            return SyncResult(revision or "", Phase.FAILED, scrub_message(app, str(e)))
         while True:
             outcome = await ctx.step()
             if outcome.result is not None:
@@ -627,6 +643,11 @@ class Engine:
         self, state: OperationState, ctx: SyncContext | None, phase: Phase, message: str
     ) -> StepOutcome:
         progress = state.progress or Progress()
+        if ctx is not None:
+            message = ctx.redactor.scrub(message)
+        # An error before any object was masked (a render, a sops failure) may still
+        # quote a value another Redactor of the process knows.
+        message = scrub_message_any(message)
         revision = ctx.revision if ctx is not None else progress.commit
         results = ctx.results if ctx is not None else ()
         return StepOutcome(phase, message, progress, SyncResult(revision, phase, message, results))
@@ -677,6 +698,7 @@ class Engine:
             version=desired.tag,
             started=started,
             state=state.progress if state is not None else None,
+            redactor=redactor_for(source_app, desired.project),
         )
 
     async def _end(
@@ -801,11 +823,15 @@ class Engine:
         the same people who can edit the Applications there."""
         if self.dry_runs is None:
             return {}
-        salt = repr(ignore_rules(app))
+        redactor = redactor_for(app, desired.project)
+        salt = verdict_salt(ignore_rules(app), redactor)
         entries: list[JSONDict] = []
         for m in desired.manifests:
             live = comparison.live.get(m.ref)
-            if live is None or is_hook(m):
+            if live is None or is_hook(m) or redactor.covers(m.obj):
+                # Not for a Secret or a redacted kind: the key holds an unkeyed
+                # digest of the rendered object, which an offline guess of a
+                # value could be tested against (one dry-run more for those).
                 continue
             key = DryRunCache.key(m, live, salt)
             verdict = self.dry_runs.get(key)
@@ -851,7 +877,7 @@ class Engine:
 
     async def refuse_request(self, app: Application, message: str) -> Application:
         """Record a requested operation that could not start (a malformed request)."""
-        return await operation.interrupted(self.kube, app, message)
+        return await operation.interrupted(self.kube, app, scrub_message(app, message))
 
     async def terminate(self, app: Application) -> bool:
         """Ask the app's running operation to stop between steps (``gitmoor app

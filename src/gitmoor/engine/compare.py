@@ -23,6 +23,7 @@ from gitmoor.engine.live import read_live
 from gitmoor.engine.normalize import IgnoreRule, ResourceDiff, compare
 from gitmoor.engine.plan import Role, directives
 from gitmoor.engine.prepare import owned_by
+from gitmoor.engine.redaction import redactor_for
 from gitmoor.kube import ApiError
 from gitmoor.model import (
     GitmoorError,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
     from gitmoor.kube.cache import ClusterCache
     from gitmoor.model.application import Application
+    from gitmoor.secrets.redact import Redactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ class ResourceStatus:
 class Comparison:
     revision: str
     resources: tuple[ResourceStatus, ...]
+    #: the live objects as read, NOT masked (Secret values included): for the
+    #: engine's bookkeeping (verdicts, the next comparison), never to be shown;
+    #: ``resources[i].diff`` holds the masked sides
     live: dict[ObjectRef, JSONDict] = field(hash=False)
 
     @property
@@ -138,16 +143,33 @@ def ignores_extraneous(obj: JSONDict) -> bool:
 _VALUE = re.compile(r'(Value:|Invalid value: |value: )("(?:[^"\\]|\\.)*"|\S+)')
 
 
-def safe_message(ref: ObjectRef, message: str) -> str:
-    """The server's message, with the values it quotes masked for a Secret.
+def safe_message(ref: ObjectRef, message: str, redactor: Redactor | None = None) -> str:
+    """The server's message, with the values it quotes masked for a Secret, and
+    every value ``redactor`` learned (the app's Secret values and redacted fields)
+    replaced by its mask.
 
     The API server quotes a rejected field's value ("expected string, got
     …{Value:987654321}"): for a Secret that is the secret itself, and the message
-    goes to status, Events, notifications and logs.
+    goes to status, Events, notifications and logs. A value it quotes in another
+    form than the manifest's (a number re-printed, a value cut short) is not one
+    the Redactor knows, hence the pattern for Secrets as well.
     """
+    if redactor is not None:
+        message = redactor.scrub(message)
     if ref.kind != "Secret" or ref.group != "":
         return message
     return _VALUE.sub(r"\1<masked>", message)
+
+
+def verdict_salt(rules: Sequence[IgnoreRule], redactor: Redactor | None) -> str:
+    """What else than the object shapes a kept verdict (``DryRunCache.key``): the
+    app's ignoreDifferences, and its redactions (a diff kept from before a rule
+    was added would still show the field). Without redactions the salt is what it
+    was before they existed, so the verdicts already kept still match."""
+    salt = repr(tuple(rules))
+    if redactor is not None and redactor.rules:
+        salt += f"|redactions={redactor.rules!r}"
+    return salt
 
 
 def ignore_rules(app: Application) -> tuple[IgnoreRule, ...]:
@@ -209,6 +231,7 @@ async def judge(
     dry_runs: DryRunCache | None,
     *,
     body: JSONDict | None = None,
+    redactor: Redactor | None = None,
 ) -> ResourceDiff:
     """Would applying ``m`` change ``live``? The one dry-run + diff of refresh, diff
     and sync: a server-side dry-run of ``body`` (default ``m.obj``; the sync sends
@@ -218,14 +241,19 @@ async def judge(
 
     The dry-run takes every field (force): it writes nothing and only asks "would
     applying change the object?". Unforced, a field another manager holds would
-    fail it before that is asked. ApiError (a rejected object) is raised."""
-    key = DryRunCache.key(m, live, repr(tuple(rules))) if dry_runs is not None else None
+    fail it before that is asked. ApiError (a rejected object) is raised.
+
+    Both sides are masked by ``redactor`` (the app's); the object is learned by it
+    first, so a verdict from the cache still leaves its values known to ``scrub``."""
+    if redactor is not None:
+        redactor.learn(m.obj)
+    key = DryRunCache.key(m, live, verdict_salt(rules, redactor)) if dry_runs is not None else None
     if dry_runs is not None and key is not None:
         cached = dry_runs.get(key)
         if cached is not None:
             return cached
     predicted = await writer.apply(body or m.obj, ref=m.ref, dry_run=True, force=True)
-    diff = compare(m.ref, live, predicted, rules)
+    diff = compare(m.ref, live, predicted, rules, redactor)
     if dry_runs is not None and key is not None:
         dry_runs.put(key, diff)
     return diff
@@ -287,6 +315,7 @@ async def compare_app(
     dry_runs: DryRunCache | None = None,
     dry_run_as: KubeClient | None = None,
     known: dict[ObjectRef, JSONDict] | None = None,
+    redactor: Redactor | None = None,
 ) -> Comparison:
     """Compare the app's desired objects with the live ones.
 
@@ -297,7 +326,11 @@ async def compare_app(
     ``dry_run_as`` when given: the identity the sync would write with (a
     project's ServiceAccount), since a server-side dry-run is a PATCH that RBAC
     judges like the write itself.
+
+    Every diff and message is masked by ``redactor`` (the app's, from
+    ``redactor_for``; by default the app's own rules without its project's).
     """
+    redactor = redactor or redactor_for(app)
     inventory = list(inventory)
     writer = dry_run_as or kube
     resources = [m for m in desired if not is_hook(m)]
@@ -306,6 +339,14 @@ async def compare_app(
     live = {r: known[r] for r in wanted if r in known}
     live.update(await read_live(kube, [r for r in wanted if r not in known], cache))
     rules = ignore_rules(app)
+    for obj in live.values():
+        # The values live now (an old Secret value) may be quoted by an error too.
+        redactor.learn(obj)
+
+    def health(obj: JSONDict) -> Health:
+        # A controller's status message may quote a redacted field of its object.
+        h = health_of(obj)
+        return Health(h.status, redactor.scrub(h.message)) if h.message else h
 
     async def one(m: Manifest) -> ResourceStatus:
         current = live.get(m.ref)
@@ -316,19 +357,19 @@ async def compare_app(
                 m.ref,
                 SyncStatus.OUT_OF_SYNC,
                 Health(HealthStatus.MISSING),
-                compare(m.ref, None, m.obj, rules),
+                compare(m.ref, None, m.obj, rules, redactor),
             )
         try:
-            diff = await judge(writer, m, current, rules, dry_runs)
+            diff = await judge(writer, m, current, rules, dry_runs, redactor=redactor)
         except ApiError as e:
             return ResourceStatus(
                 m.ref,
                 SyncStatus.OUT_OF_SYNC,
-                health_of(current),
-                message=f"dry-run failed: {safe_message(m.ref, e.message)}",
+                health(current),
+                message=f"dry-run failed: {safe_message(m.ref, e.message, redactor)}",
             )
         sync = SyncStatus.OUT_OF_SYNC if diff.changed else SyncStatus.SYNCED
-        return ResourceStatus(m.ref, sync, health_of(current), diff)
+        return ResourceStatus(m.ref, sync, health(current), diff)
 
     statuses = list(await asyncio.gather(*(one(m) for m in resources)))
     # Declared means in Git, hooks and skipped objects included: a Skip object the
@@ -340,8 +381,8 @@ async def compare_app(
             ResourceStatus(
                 ref,
                 SyncStatus.OUT_OF_SYNC,
-                health_of(obj),
-                compare(ref, obj, None, rules),
+                health(obj),
+                compare(ref, obj, None, rules, redactor),
                 requires_pruning=True,
                 message="no longer in Git"
                 + (" (Prune=false: kept)" if prune_disabled(obj) else "")

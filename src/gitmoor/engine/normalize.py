@@ -26,8 +26,10 @@ left to remove is what the server changes on every write or owns outright:
   optionally name/namespace), removed from both sides as Argo CD does, so a field
   another actor owns (an HPA's ``/spec/replicas``) stops showing as drift.
 
-Secrets are then masked (``mask_secrets``) before anything is rendered, so no value of
-a Secret ever reaches a diff, a log or the Application's status.
+Both sides are then masked by the app's ``Redactor`` (:mod:`gitmoor.secrets.redact`:
+Secret values and the fields of the app's and its project's ``redactions``) before
+anything is rendered, so no such value ever reaches a diff, a log or the
+Application's status.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import yaml
 from gitmoor.model import JSONDict, ObjectRef, UserInputError
 from gitmoor.model.application import REVISION_ANNOTATION, VERSION_ANNOTATION
 from gitmoor.model.jsondata import copy_json
+from gitmoor.secrets.redact import Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,11 +64,6 @@ IGNORED_ANNOTATIONS = (
     REVISION_ANNOTATION,
     VERSION_ANNOTATION,
 )
-
-# Argo CD's mask (gitops-engine pkg/diff HideSecretData): "+" rather than "*", and
-# each further distinct value of one key gets four more, so a change stays visible.
-MASK = "++++++++"
-_MASK_GROWTH = "++++"
 
 _ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
 _BAD_ESCAPE = re.compile(r"~(?![01])")
@@ -279,6 +277,11 @@ def normalize(obj: JSONDict, ignore: Sequence[IgnoreRule] = ()) -> JSONDict:
     return out
 
 
+#: the Redactor of a comparison made without an app (tests, tools): the engine
+#: always passes the app's, whose masks cannot be correlated with another app's
+_NO_APP = Redactor("")
+
+
 def _is_secret(obj: JSONDict | None) -> bool:
     return obj is not None and obj.get("apiVersion") == "v1" and obj.get("kind") == "Secret"
 
@@ -297,51 +300,6 @@ def _fold_string_data(secret: JSONDict) -> None:
         data = secret["data"] = {}
     for key, value in string_data.items():
         data[key] = base64.b64encode(str(value or "").encode()).decode()
-
-
-def mask_secrets(
-    live: JSONDict | None, predicted: JSONDict | None
-) -> tuple[JSONDict | None, JSONDict | None]:
-    """Copies of a Secret's two sides with every value masked, differences kept.
-
-    Argo CD's ``HideSecretData``: per key, the first distinct value seen gets
-    ``MASK`` and each further distinct value a longer mask. Live is seen first, so an
-    unchanged value shows ``++++++++`` on both sides and a changed one
-    ``++++++++`` → ``++++++++++++``: the diff says *that* it changed, never *what*.
-    Objects other than Secrets are returned as they are (not copied).
-    """
-    if not (_is_secret(live) or _is_secret(predicted)):
-        return live, predicted
-    sides = [copy_json(o) if o is not None else None for o in (live, predicted)]
-    keys: dict[str, None] = {}
-    for side in sides:
-        if side is None:
-            continue
-        _fold_string_data(side)
-        data = side.get("data")
-        if isinstance(data, dict):
-            keys.update(dict.fromkeys(data))
-        annotations = (side.get("metadata") or {}).get("annotations")
-        if isinstance(annotations, dict) and IGNORED_ANNOTATIONS[0] in annotations:
-            # client-side apply's record holds the whole Secret, values included.
-            annotations[IGNORED_ANNOTATIONS[0]] = MASK
-    for key in keys:
-        masks: dict[str, str] = {}
-        for side in sides:
-            data = side.get("data") if side is not None else None
-            if not isinstance(data, dict) or key not in data:
-                continue
-            value = "" if data[key] is None else str(data[key])
-            if value not in masks:
-                masks[value] = MASK + _MASK_GROWTH * len(masks)
-            data[key] = masks[value]
-    return sides[0], sides[1]
-
-
-def mask_secret(obj: JSONDict) -> JSONDict:
-    """A copy of one Secret with every value replaced by ``MASK``; other kinds unchanged."""
-    masked, _ = mask_secrets(obj, None)
-    return masked if masked is not None else obj
 
 
 try:
@@ -418,16 +376,29 @@ def compare(
     live: JSONDict | None,
     predicted: JSONDict | None,
     ignore: Sequence[IgnoreRule] = (),
+    redactor: Redactor | None = None,
 ) -> ResourceDiff:
-    """Normalise both sides, mask Secrets, and diff.
+    """Normalise both sides, mask them through ``redactor`` (the app's: see
+    ``gitmoor.engine.redactor_for``), and diff.
 
-    ``changed`` is whether the diff is non-empty: what the user sees and what the
-    sync status says cannot disagree.
+    Both sides go through the one Redactor, so an unchanged Secret value masks the
+    same on both and shows no change, and a changed one masks differently and
+    shows as changed, without either value in the diff. ``changed`` is whether
+    the diff is non-empty: what the user sees and what the sync status says cannot
+    disagree.
     """
-    masked_live, masked_predicted = mask_secrets(
-        normalize(live, ignore) if live is not None else None,
-        normalize(predicted, ignore) if predicted is not None else None,
-    )
+    redactor = redactor or _NO_APP
+    sides: list[JSONDict | None] = []
+    for obj in (live, predicted):
+        if obj is None:
+            sides.append(None)
+            continue
+        side = normalize(obj, ignore)
+        if _is_secret(side):
+            _fold_string_data(side)
+        # normalize made a copy: mask it in place
+        sides.append(redactor.mask(side, copy=False))
+    masked_live, masked_predicted = sides
     if _identical(masked_live, masked_predicted):
         # Identical values of identical types dump to identical YAML: the diff is
         # "" without dumping (the dumps were nine tenths of comparing an

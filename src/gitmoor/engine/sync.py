@@ -46,6 +46,7 @@ from gitmoor.engine.compare import (
     prune_disabled,
     safe_message,
     unversioned,
+    verdict_salt,
 )
 from gitmoor.engine.health import health_of
 from gitmoor.engine.live import read_live
@@ -61,6 +62,7 @@ from gitmoor.engine.plan import (
 )
 from gitmoor.engine.prepare import owned_by, owner_app
 from gitmoor.engine.prune import Deletion, delete_owned
+from gitmoor.engine.redaction import redactor_for
 from gitmoor.kube import ApiError, ConflictError
 from gitmoor.model import (
     GitmoorError,
@@ -85,6 +87,7 @@ if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
     from gitmoor.kube.cache import ClusterCache
     from gitmoor.model.application import Application
+    from gitmoor.secrets.redact import Redactor
 
 log = logging.getLogger("gitmoor.engine.sync")
 
@@ -219,15 +222,18 @@ class _Runner:
         claims: Claims | None = None,
         revision: str = "",
         version: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.app, self.kube, self.options, self.cache = app, kube, options, cache
+        #: masks every diff and scrubs every message the sync reports
+        self.redactor = redactor or redactor_for(app)
         self.claims = claims
         self.dry_runs = dry_runs
         self.progress = progress or (lambda _e: None)
         self.results: list[ResourceResult] = []
         self.counts: dict[str, int] = {}
         self.rules = ignore_rules(app)
-        self.salt = repr(self.rules)  # as compare_app salts its DryRunCache keys
+        self.salt = verdict_salt(self.rules, self.redactor)  # as compare.judge salts its keys
         #: names hooks that have only generateName (plan.hook_name)
         self.started = time.time()
         policy = app.spec.sync_policy
@@ -252,6 +258,11 @@ class _Runner:
         )
 
     def emit(self, kind: str, message: str, result: ResourceResult | None = None) -> None:
+        # The one way out of a sync's messages (progress events, results kept in
+        # operationState and the inventory): kube and hook errors can quote a value.
+        message = self.redactor.scrub(message)
+        if result is not None and result.message:
+            result = dataclasses.replace(result, message=self.redactor.scrub(result.message))
         if result is not None:
             self.results.append(result)
             self.counts[result.action.value] = self.counts.get(result.action.value, 0) + 1
@@ -288,7 +299,15 @@ class _Runner:
                 # without them would predict their removal (server-side apply drops
                 # what the manager stops sending).
                 recorded = _stamped(obj, *_recorded(live))
-                diff = await judge(self.kube, m, live, self.rules, self.dry_runs, body=recorded)
+                diff = await judge(
+                    self.kube,
+                    m,
+                    live,
+                    self.rules,
+                    self.dry_runs,
+                    body=recorded,
+                    redactor=self.redactor,
+                )
                 if not diff.changed:
                     self.emit(
                         "resource",
@@ -329,11 +348,13 @@ class _Runner:
                 )
         except ConflictError as e:
             conflicts = _conflicts(e)
-            msg = _refusal(conflicts) if conflicts else safe_message(m.ref, e.message)
+            msg = (
+                _refusal(conflicts) if conflicts else safe_message(m.ref, e.message, self.redactor)
+            )
             self.failed(m.ref, msg, wave)
             return None
         except (ApiError, UserInputError) as e:
-            msg = safe_message(m.ref, e.message)
+            msg = safe_message(m.ref, e.message, self.redactor)
             self.failed(m.ref, msg, wave)
             return None
         action = Action.CREATED if live is None else Action.CONFIGURED
@@ -551,7 +572,7 @@ class _Runner:
                 predicted = await self.kube.apply(
                     _stamped(m.obj, *_recorded(live)), ref=m.ref, dry_run=True, force=True
                 )
-                if not compare(m.ref, live, predicted, self.rules).changed:
+                if not compare(m.ref, live, predicted, self.rules, self.redactor).changed:
                     self.emit(
                         "resource",
                         f"{m.ref} unchanged",
@@ -582,7 +603,7 @@ class _Runner:
                     m.ref, body, field_manager=REPLACE_MANAGER, field_validation=validation
                 )
         except (ApiError, UserInputError) as e:
-            msg = safe_message(m.ref, e.message)
+            msg = safe_message(m.ref, e.message, self.redactor)
             self.failed(m.ref, msg, wave)
             return None
         action = Action.CREATED if live is None else Action.CONFIGURED
@@ -841,8 +862,14 @@ class SyncContext:
         version: str | None = None,
         started: float | None = None,
         state: Progress | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.options = options or SyncOptions()
+        #: the app's (``redactor_for(app, project)``): masks diffs, scrubs messages
+        self.redactor = redactor or redactor_for(app)
+        for m in desired:
+            # Known before the first message: an apply error may quote a value.
+            self.redactor.learn(m.obj)
         self.app, self.revision, self.version = app, revision, version
         self.desired = list(desired)
         self.inventory = list(inventory)
@@ -857,6 +884,7 @@ class SyncContext:
             claims,
             revision=revision,
             version=version,
+            redactor=self.redactor,
         )
         if started is not None:
             # Hook names with generateName depend on it: the same in every process.
@@ -878,15 +906,21 @@ class SyncContext:
         return tuple(self.runner.results)
 
     def _running(self, waiting: tuple[Waiting, ...], what: str) -> StepOutcome:
+        # Health messages are the objects' own (a controller may quote a field).
+        waiting = tuple(
+            dataclasses.replace(w, message=self.redactor.scrub(w.message)) for w in waiting
+        )
         names = ", ".join(f"{w.ref.kind} {w.ref.name}: {w.message}" for w in waiting[:_NAMED])
         more = len(waiting) - _NAMED
         message = f"waiting for {what}: {names}" + (f" (and {more} more)" if more > 0 else "")
+        message = self.redactor.scrub(message)
         return StepOutcome(
             Phase.RUNNING, message, self.state.progress(self.revision, self.version, waiting)
         )
 
     def _final(self, phase: Phase, message: str) -> StepOutcome:
         self.state.stage = "done"
+        message = self.redactor.scrub(message)
         return StepOutcome(
             phase,
             message,
@@ -967,7 +1001,7 @@ class SyncContext:
                 else:
                     return self._succeeded()
         except _Failed as e:
-            st.stage, st.failure = "sync-fail", e.message
+            st.stage, st.failure = "sync-fail", self.redactor.scrub(e.message)
             return await self._sync_fail(plan)
         except RetryableError as e:
             # Includes an API server that went away: the step ends as Error, is

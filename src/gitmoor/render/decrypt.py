@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from gitmoor.model import UserInputError
+from gitmoor.model.jsondata import leaves
 from gitmoor.render.limits import MAX_FILE_BYTES
 from gitmoor.render.proc import command_from_env, run_tool
 
@@ -351,21 +352,18 @@ def plaintext_values(files: list[tuple[Path, str]]) -> set[str]:
 
 
 def _leaves(node: object) -> Iterator[str]:
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from _leaves(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _leaves(value)
-    elif isinstance(node, str):
-        yield node
-        decoded = None
-        with contextlib.suppress(binascii.Error, ValueError):
-            decoded = base64.b64decode(node, validate=True).decode("utf-8", "replace")
-        if decoded is not None:
-            yield decoded
-    elif node is not None:
-        yield str(node)
+    """Each scalar as text, and a string's base64 decoding too (a Secret's ``data``)."""
+    for leaf in leaves(node):
+        if leaf is None:
+            continue
+        text = str(leaf)
+        yield text
+        if isinstance(leaf, str):
+            decoded = None
+            with contextlib.suppress(binascii.Error, ValueError):
+                decoded = base64.b64decode(leaf, validate=True).decode("utf-8", "replace")
+            if decoded is not None:
+                yield decoded
 
 
 def check_encrypted_secrets(

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gitmoor import __version__
 from gitmoor.model import GitmoorError, UserInputError
+from gitmoor.secrets.redact import scrub
 from gitmoor.server.deps import client_address
 from gitmoor.server.headers import SecurityHeaders
 from gitmoor.server.limits import BodyLimit
@@ -102,9 +103,13 @@ def create_app(
         ]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
+    # Every error detail goes through the one redaction policy (issue 13): an
+    # error of the API server or of a tool can quote a value it refused
+    # (``Invalid value: "..."``), and these handlers are the one way out of the
+    # API for every route's errors.
     @api.exception_handler(UserInputError)
     async def _user_error(_: Request, e: UserInputError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=400)
+        return JSONResponse({"detail": scrub(str(e))}, status_code=400)
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException) -> Response:
@@ -122,11 +127,13 @@ def create_app(
                 address=client_address(request),
                 message=f"{request.method} {request.url.path}: {e.detail}",
             )
+        if isinstance(e.detail, str):
+            e = StarletteHTTPException(e.status_code, scrub(e.detail), headers=e.headers)
         return await http_exception_handler(request, e)
 
     @api.exception_handler(GitmoorError)
     async def _gitmoor_error(_: Request, e: GitmoorError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=502)
+        return JSONResponse({"detail": scrub(str(e))}, status_code=502)
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

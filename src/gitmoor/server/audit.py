@@ -11,7 +11,10 @@ Every state-changing call of the API leaves two records:
 
 Nothing here raises: an Event the API server refuses (quota, RBAC) is logged and
 dropped, and the request it records still succeeds. Messages are the caller's;
-no object content goes into them, so no Secret value can reach an Event.
+no object content goes into them. A refusal's message can quote the API
+server, which may echo a value it refused, so each message goes through the
+one redaction policy (:func:`gitmoor.secrets.redact.scrub`, issue 13) before
+it is logged or written.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from gitmoor.model import GitmoorError, ObjectRef
+from gitmoor.secrets.redact import scrub
 
 if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
@@ -70,6 +74,7 @@ class Audit:
         """``uid``: the target's, when the caller holds the object; otherwise it is
         read, since ``kubectl describe`` finds an object's Events by its uid."""
         where = str(target) if target is not None else "-"
+        message = scrub(message)
         log.info(
             "event=audit who=%s action=%s target=%s address=%s result=%s message=%s",
             _word(who or "-"),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from gitmoor.secrets.redact import install_log_filter
 from gitmoor.server.app import create_app
 
 if TYPE_CHECKING:
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
 
 log = logging.getLogger("gitmoor.server")
+
+#: the loggers whose handlers write the server's log: the root's and uvicorn's,
+#: which do not propagate
+_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -70,5 +75,9 @@ async def serve(
     config = uvicorn_config(
         app, host, port, tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=trusted_proxies
     )
+    # Every log line scrubbed of the values the Redactors learned (issue 13), set
+    # after uvicorn.Config, which gives uvicorn's loggers handlers of their own.
+    for name in _LOGGERS:
+        install_log_filter(logging.getLogger(name))
     log.info("event=server_listening address=%s://%s:%d", scheme, host, port)
     await uvicorn.Server(config).serve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import TYPE_CHECKING
 
 from support.apps import configmap, dump, secret
@@ -60,11 +61,14 @@ async def test_secret_values_never_reach_cli_output(gitmoor: Gitmoor, env: AppEn
     diff = gitmoor("app", "diff", "secretive")
 
     assert diff.returncode == 1, diff.stderr
-    # The changed value shows as a change of mask; the unchanged one keeps its mask.
+    # The changed value shows as a change of mask; the unchanged one keeps its mask
+    # (a context line, on neither side of the change).
     lines = diff.stdout.splitlines()
-    assert "-  password: ++++++++" in lines
-    assert "+  password: ++++++++++++" in lines
-    assert "   user: ++++++++" in lines
+    removed = [ln for ln in lines if re.fullmatch(r"-  password: <redacted:[0-9a-f]{8}>", ln)]
+    added = [ln for ln in lines if re.fullmatch(r"\+  password: <redacted:[0-9a-f]{8}>", ln)]
+    assert len(removed) == len(added) == 1, diff.stdout
+    assert removed[0][1:] != added[0][1:]
+    assert any(re.fullmatch(r"   user: <redacted:[0-9a-f]{8}>", ln) for ln in lines), diff.stdout
     outputs += [
         diff,
         gitmoor("app", "sync", "secretive"),

@@ -12,6 +12,7 @@ import pytest
 
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
+from gitmoor.secrets.redact import is_mask
 from gitmoor.testenv.controlplane import POD_LOG
 from support.apps import configmap, deployment, dump, secret, service
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from support.apps import AppEnv
 
 SECRET_VALUE = "hunter2-d-resources-7f3a"
-MASK = "++++++++"
 
 
 def _by_kind(tree: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -141,14 +141,16 @@ async def test_secret_manifest_masks_every_value(server: Server, env: AppEnv) ->
     assert SECRET_VALUE not in r.text
     assert encoded not in r.text
     body = r.json()
-    assert body["live"]["data"] == {"password": MASK}
-    assert body["desired"]["data"] == {"password": MASK}
+    # one value, one mask (issue 13's digest keyed per app): live and git agree
+    mask = body["live"]["data"]["password"]
+    assert is_mask(mask) and body["live"]["data"] == {"password": mask}
+    assert body["desired"]["data"] == {"password": mask}
     assert "stringData" not in body["desired"]
     for side in ("live", "desired"):
         meta = body[side]["metadata"]
         assert "managedFields" not in meta
         assert "kubectl.kubernetes.io/last-applied-configuration" not in meta.get("annotations", {})
-    assert f"password: {MASK}" in body["liveYaml"]
+    assert f"password: {mask}" in body["liveYaml"]
     assert body["revision"] == env.repo.rev("HEAD")
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,16 +10,15 @@ import pytest
 import yaml
 
 from gitmoor.engine.normalize import (
-    MASK,
     IgnoreRule,
     compare,
-    mask_secret,
-    mask_secrets,
     normalize,
     parse_pointer,
     unified_diff,
 )
 from gitmoor.model import ObjectRef, UserInputError
+from gitmoor.model.redaction import RedactRule
+from gitmoor.secrets.redact import Redactor, is_mask
 
 TESTDATA = Path(__file__).parent / "testdata" / "diff"
 DEPLOY = ObjectRef("apps", "v1", "Deployment", "shop", "web")
@@ -71,8 +71,19 @@ def test_golden_diff(path: Path) -> None:
     live, predicted = case["live"], case["predicted"]
     ref = ObjectRef.of(predicted if predicted is not None else live)
     result = compare(ref, live, predicted, _rules(case.get("ignore")))
-    assert result.diff == case["diff"]
+    assert _named_masks(result.diff) == case["diff"]
     assert result.changed is bool(case["diff"])
+
+
+def _named_masks(diff: str) -> str:
+    """Masks are keyed by a secret of the process: name them A, B, ... in order of
+    first appearance, so equal masks stay equal and different ones different."""
+    names: dict[str, str] = {}
+
+    def name(m: re.Match[str]) -> str:
+        return f"<redacted:{names.setdefault(m.group(0), chr(ord('A') + len(names)))}>"
+
+    return re.sub(r"<redacted:[0-9a-f]{8}>", name, diff)
 
 
 def test_golden_secret_diff_never_shows_a_value() -> None:
@@ -203,26 +214,41 @@ def test_ignore_rule_accepts_a_list_of_pointers() -> None:
 # --- secrets ----------------------------------------------------------------------
 
 
-def test_mask_secret_hides_every_value() -> None:
-    out = mask_secret(secret({"a": "one", "b": "two"}, stringData={"c": "three"}))
-    assert out["data"] == {"a": MASK, "b": MASK, "c": MASK}
-    assert "stringData" not in out
-
-
-def test_mask_secret_leaves_other_kinds_alone() -> None:
-    assert mask_secret(deployment()) == deployment()
-
-
-def test_mask_secrets_keeps_unchanged_equal_and_changed_different() -> None:
-    live, predicted = mask_secrets(
+def test_compare_masks_every_secret_value_of_both_sides() -> None:
+    ref = ObjectRef("", "v1", "Secret", "shop", "db")
+    result = compare(
+        ref,
         secret({"same": "s3cret", "changed": "old", "removed": "gone"}),
-        secret({"same": "s3cret", "changed": "new", "added": "fresh"}),
+        secret({"same": "s3cret", "changed": "new"}, stringData={"added": "fresh"}),
+        redactor=Redactor("shop/app/uid"),
     )
+    live, predicted = result.live, result.predicted
     assert live is not None and predicted is not None
-    assert live["data"]["same"] == predicted["data"]["same"] == MASK
-    assert live["data"]["changed"] == MASK
-    assert predicted["data"]["changed"] == MASK + "++++"
-    assert live["data"]["removed"] == predicted["data"]["added"] == MASK
+    assert all(is_mask(v) for side in (live, predicted) for v in side["data"].values())
+    assert "stringData" not in predicted, "folded into data, as the server stores it"
+    assert live["data"]["same"] == predicted["data"]["same"]
+    assert live["data"]["changed"] != predicted["data"]["changed"]
+    assert result.changed is True
+
+
+def test_a_redaction_rule_masks_a_configmap_key_and_keeps_a_change_visible() -> None:
+    ref = ObjectRef("", "v1", "ConfigMap", "shop", "cfg")
+    redactor = Redactor("shop/app/uid", [RedactRule(kind="ConfigMap", fields=("data.*token*",))])
+
+    def cm(token: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cfg", "namespace": "shop"},
+            "data": {"api-token": token, "url": "https://example.com"},
+        }
+
+    assert not compare(ref, cm("t0k3n-one"), cm("t0k3n-one"), redactor=redactor).changed
+    result = compare(ref, cm("t0k3n-one"), cm("t0k3n-two"), redactor=redactor)
+    assert result.changed is True
+    assert "t0k3n" not in result.diff
+    assert "-  api-token: <redacted:" in result.diff and "+  api-token: <redacted:" in result.diff
+    assert "   url: https://example.com\n" in result.diff, "an unnamed key keeps its value"
 
 
 def test_string_data_equals_the_same_value_in_data() -> None:
@@ -247,16 +273,18 @@ def test_secret_values_never_reach_the_diff() -> None:
         assert value not in result.diff
         assert base64.b64encode(value.encode()).decode() not in result.diff
         assert value not in repr(result)
-    assert f"-  password: {MASK}\n" in result.diff
-    assert f"+  password: {MASK}++++\n" in result.diff
+    minus = [line for line in result.diff.splitlines() if line.startswith("-  password: ")]
+    plus = [line for line in result.diff.splitlines() if line.startswith("+  password: ")]
+    assert len(minus) == len(plus) == 1
+    assert is_mask(minus[0].split(": ", 1)[1]) and is_mask(plus[0].split(": ", 1)[1])
 
 
-def test_secret_masking_without_normalisation_masks_last_applied() -> None:
+def test_secret_masking_without_normalisation_removes_last_applied() -> None:
     live = secret({"password": "hunter2"})
     live["metadata"]["annotations"] = {
         "kubectl.kubernetes.io/last-applied-configuration": '{"data":{"password":"aHVudGVyMg=="}}'
     }
-    masked, _ = mask_secrets(live, None)
+    masked = Redactor("a").mask(live)
     assert masked is not None
     assert "aHVudGVyMg==" not in yaml.safe_dump(masked)
 
@@ -268,7 +296,7 @@ def test_secret_being_created_or_pruned_is_masked() -> None:
     for result in (created, pruned):
         assert result.changed is True
         assert "aHVudGVyMg==" not in result.diff
-        assert MASK in result.diff
+        assert "password: <redacted:" in result.diff
 
 
 # --- unified diff ------------------------------------------------------------------

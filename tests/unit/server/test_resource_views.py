@@ -8,6 +8,8 @@ import base64
 import json
 from typing import Any
 
+from gitmoor.model.redaction import RedactRule
+from gitmoor.secrets.redact import Redactor, is_mask
 from gitmoor.server.api.app_resources import masked, pod_view
 
 VALUE = "correct-horse-battery-staple"
@@ -30,12 +32,14 @@ def _secret() -> dict[str, Any]:
 
 def test_a_secret_keeps_no_value_in_any_field() -> None:
     original = _secret()
-    out = masked(original)
+    out = masked(Redactor("ns/web/uid"), original)
     assert out is not None
     text = json.dumps(out)
     assert VALUE not in text
     assert base64.b64encode(VALUE.encode()).decode() not in text
-    assert out["data"] == {"p": "++++++++", "q": "++++++++"}
+    # stringData folded into data as the API server folds it; one value, one mask
+    assert set(out["data"]) == {"p", "q"}
+    assert is_mask(out["data"]["p"]) and out["data"]["p"] == out["data"]["q"]
     assert "stringData" not in out
     assert out["metadata"]["annotations"] == {"keep": "me"}
     assert "managedFields" not in out["metadata"]
@@ -43,11 +47,27 @@ def test_a_secret_keeps_no_value_in_any_field() -> None:
 
 
 def test_other_kinds_and_other_groups_secrets_are_unchanged() -> None:
+    redactor = Redactor("ns/web/uid")
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}
-    assert masked(cm) is cm
+    assert masked(redactor, cm) is cm
     custom = {"apiVersion": "example.com/v1", "kind": "Secret", "metadata": {"name": "s"}}
-    assert masked(custom) is custom
-    assert masked(None) is None
+    assert masked(redactor, custom) is custom
+    assert masked(redactor, None) is None
+
+
+def test_a_redaction_rule_masks_a_configmap_field_and_keeps_the_others() -> None:
+    redactor = Redactor("ns/web/uid", (RedactRule(kind="ConfigMap", fields=("data.*token*",)),))
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "annotations": {LAST_APPLIED: json.dumps({"data": VALUE})}},
+        "data": {"api-token": VALUE, "color": "blue"},
+    }
+    out = masked(redactor, cm)
+    assert out is not None and out is not cm
+    assert is_mask(out["data"]["api-token"]) and out["data"]["color"] == "blue"
+    assert VALUE not in json.dumps(out)
+    assert cm["data"]["api-token"] == VALUE, "the object given is not changed"
 
 
 def _pod(phase: str, state: dict[str, Any], ready: bool) -> dict[str, Any]:

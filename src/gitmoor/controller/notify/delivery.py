@@ -11,11 +11,19 @@ its providers.
 
 Secrets: a webhook's headers (and often its URL: a Slack webhook URL is a
 credential) are never logged; logs name the webhook and its scheme://host:port.
+And no Secret value leaves in a message: each notification's fields and the
+text its template expands to go through the one redaction policy
+(:func:`gitmoor.secrets.redact.scrub`) when the body is built, the last moment
+before it leaves, so a value the controller learned while the notification
+waited in the queue is scrubbed too. A sync's message can quote the API
+server's refusal of a value (``Invalid value: "..."``); Argo CD's notifications
+send such text as it is, issue 13 wants none of it to leave.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -32,6 +40,7 @@ from gitmoor.controller.notify.config import (
 )
 from gitmoor.controller.notify.template import body_for, render
 from gitmoor.model import ObjectRef, UserInputError
+from gitmoor.secrets.redact import scrub
 
 if TYPE_CHECKING:
     from gitmoor.controller.notify.config import Webhook
@@ -76,6 +85,18 @@ class _Delivery:
     webhook: Webhook  # as configured when the notification was dispatched
     notification: Notification
     body: bytes
+
+
+def scrubbed(n: Notification) -> Notification:
+    """``n`` with every field scrubbed of the Secret values this process has seen."""
+    return dataclasses.replace(
+        n,
+        **{
+            f.name: scrub(value)
+            for f in dataclasses.fields(n)
+            if isinstance(value := getattr(n, f.name), str)
+        },
+    )
 
 
 class _Lane:
@@ -229,10 +250,13 @@ class Notifier:
 
     def _dispatch(self, n: Notification, client: httpx.AsyncClient) -> None:
         cfg = self._config
+        n = scrubbed(n)
         for webhook in cfg.webhooks:
             if n.trigger not in webhook.on:
                 continue
-            text = render(cfg.templates[n.trigger], n)
+            # The template is the operator's, but two expanded fields side by side
+            # can spell a value neither field holds alone: the text is scrubbed too.
+            text = scrub(render(cfg.templates[n.trigger], n))
             body = json.dumps(body_for(webhook, n, text), ensure_ascii=False).encode()
             lane = self._lanes.get(webhook.name)
             if lane is None:

@@ -13,9 +13,15 @@ listed once per kind and namespace by their instance label.
 
 Every route reads only objects of the app: its resources and their children in
 the tree, in the destination cluster. A request for any other object is a 404,
-so these routes can never be used to read the cluster at large. Secrets are
-masked as Argo CD masks them (``+`` characters for every value), and their
-``last-applied-configuration`` annotation and ``managedFields`` are removed.
+so these routes can never be used to read the cluster at large. Objects are masked by the app's Redactor (the one
+redaction policy of issue 13, :mod:`gitmoor.server.redaction`): every Secret
+value, and every field the app's or its project's ``spec.redactions`` names,
+becomes ``<redacted:` + 8 hex + `>`` (the same value, the same mask: a changed
+value shows as changed), where Argo CD masks Secrets only, with ``+``
+characters. A masked object's ``last-applied-configuration`` annotation and
+``managedFields`` are removed. Free text (health and tree messages, Events, a
+pod's log, errors) is scrubbed of every value the app's objects hold, live or
+rendered, once the route has seen them.
 """
 
 from __future__ import annotations
@@ -30,24 +36,36 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import Field
 
-from gitmoor.engine import health_of, mask_secret
+from gitmoor.engine import health_of, redactor_for
+from gitmoor.engine.store import app_ref
 from gitmoor.kube import ApiError, ApiUnavailableError, UnknownKindError
 from gitmoor.model import GitmoorError, JSONDict, ObjectRef
 from gitmoor.model.application import INSTANCE_LABEL
 from gitmoor.model.health import HealthStatus
 from gitmoor.model.status import ResourceEntry
+from gitmoor.secrets.redact import is_secret
 from gitmoor.server.api.schemas import Model
-from gitmoor.server.deps import Caller, State, app_object, authorize, visible_app
+from gitmoor.server.deps import (
+    Caller,
+    State,
+    allowed,
+    app_object,
+    authorize,
+    client_address,
+    visible_app,
+)
+from gitmoor.server.redaction import app_redactor, scrubbed, secret_read_action
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
     from gitmoor.kube import KubeClient
     from gitmoor.model.application import Application
+    from gitmoor.secrets.redact import Redactor
     from gitmoor.server.state import ServerState
 
 log = logging.getLogger("gitmoor.server")
@@ -66,7 +84,6 @@ LOG_BYTES_MAX = 1 << 20
 FOLLOW_MAX_SECONDS = 300
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 #: (group, version, kind) of a child kind
 GVK = tuple[str, str, str]
@@ -155,6 +172,15 @@ class ResourceManifests(Model):
     desiredError: str = Field(description="why `desired` could not be rendered; '' if it was")
 
 
+class RenderedManifests(Model):
+    revision: str = Field(description="the commit rendered")
+    manifests: list[JSONDict] = Field(description="every object the app renders, in order")
+    yaml: str = Field(description="`manifests` as one multi-document YAML text")
+    secretsShown: bool = Field(
+        description="true: values are shown as rendered (showSecrets); false: masked"
+    )
+
+
 class InvolvedObject(Model):
     apiVersion: str
     kind: str
@@ -200,6 +226,8 @@ class _Tree:
     top: list[_Node]
     kube: KubeClient
     messages: list[str]
+    #: the app's, having learned every live object of the tree
+    redactor: Redactor
 
     def walk(self) -> Iterable[_Node]:
         """Every node once, depth first (an object with two owners is met once)."""
@@ -339,7 +367,12 @@ async def _tree(state: ServerState, app: Application) -> _Tree:
                     if parent.uid not in node.parents:
                         node.parents.append(parent.uid)
                         parent.children.append(node)
-    return _Tree(top, kube, messages)
+    tree = _Tree(top, kube, messages, await app_redactor(state, app))
+    for node in tree.walk():
+        # Every value the app's objects hold now is then known to scrub: an Event
+        # or a log line that quotes one is caught even before any diff masked it.
+        tree.redactor.learn(node.live)
+    return tree
 
 
 def _container_state(status: JSONDict) -> str:
@@ -388,14 +421,14 @@ def pod_view(pod: JSONDict) -> PodView:
     )
 
 
-def _view(node: _Node, parents: list[str], omitted: int) -> TreeNode:
+def _view(node: _Node, parents: list[str], omitted: int, redactor: Redactor) -> TreeNode:
     if node.live is not None:
         h = health_of(node.live)
-        health = NodeHealth(status=h.status.value, message=h.message)
+        health = NodeHealth(status=h.status.value, message=scrubbed(redactor, h.message))
     elif node.entry is not None:
         health = NodeHealth(
             status=node.entry.health or HealthStatus.MISSING.value,
-            message=node.entry.health_message,
+            message=scrubbed(redactor, node.entry.health_message),
         )
     else:  # pragma: no cover - children are always live
         health = NodeHealth(status=HealthStatus.UNKNOWN.value)
@@ -455,7 +488,7 @@ async def get_tree(name: str, who: Caller, state: State) -> AppTree:
                 f"{node.ref.kind} {node.ref.name}: {len(node.children)} children, "
                 f"{len(shown)} listed"
             )
-        nodes.append(_view(node, parents, omitted))
+        nodes.append(_view(node, parents, omitted, tree.redactor))
         for child in shown:
             emit(child, [p for p in child.parents if p])
 
@@ -471,32 +504,39 @@ async def get_tree(name: str, who: Caller, state: State) -> AppTree:
         truncated,
         time.monotonic() - started,
     )
-    return AppTree(name=app.name, nodes=nodes, truncated=truncated, messages=messages)
+    return AppTree(
+        name=app.name,
+        nodes=nodes,
+        truncated=truncated,
+        messages=[scrubbed(tree.redactor, m) for m in messages],
+    )
 
 
 # ---------------------------------------------------------------- one object's manifests
 
 
-def masked(obj: JSONDict | None) -> JSONDict | None:
-    """A Secret with every value masked and no field that could carry one.
+def masked(redactor: Redactor, obj: JSONDict | None) -> JSONDict | None:
+    """``obj`` as the app's Redactor masks it, with no field that could carry a value.
 
-    ``data``/``stringData`` values become Argo CD's ``+`` mask (the engine's
-    ``mask_secret``, the one masking the diff uses too). The client-side-apply
-    record ``last-applied-configuration`` holds the whole Secret and is dropped,
-    and so is ``managedFields``: it names the keys only, but Argo CD's manifest
-    view leaves it out for Secrets as well. Other kinds come back unchanged."""
-    if obj is None or obj.get("kind") != "Secret" or "/" in str(obj.get("apiVersion", "v1")):
+    Secret values and the fields of the app's and project's ``redactions`` become
+    their masks; ``last-applied-configuration`` (client-side apply's copy of the
+    whole object) is dropped by the Redactor, and ``managedFields`` here: it names
+    the keys only, but Argo CD's manifest view leaves it out for Secrets as well.
+    A Secret's ``stringData`` is folded into ``data`` as the API server folds it
+    on write, so the rendered and the live Secret read alike: a value's mask is
+    the digest of its bytes either way, so an unchanged value shows the same mask
+    on both sides. An object no rule covers comes back as it is."""
+    if obj is None or not redactor.covers(obj):
         return obj
-    out = mask_secret(obj)
-    if out is obj:  # pragma: no cover - mask_secret copies a Secret
-        out = {**obj}
+    out = redactor.mask(obj)
+    assert out is not None
     meta = out.get("metadata")
     if isinstance(meta, dict):
-        meta = out["metadata"] = dict(meta)
         meta.pop("managedFields", None)
-        annotations = meta.get("annotations")
-        if isinstance(annotations, dict):
-            meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    string_data = out.pop("stringData", None) if is_secret(out) else None
+    if isinstance(string_data, dict):
+        data = out.get("data")
+        out["data"] = {**(data if isinstance(data, dict) else {}), **string_data}
     return out
 
 
@@ -517,10 +557,13 @@ def _not_in_app(app: Application, what: str) -> HTTPException:
     description=(
         "Only the app's objects and their children in the tree (e.g. its Pods) can be "
         "read: any other object is a 404. Both sides come as JSON (`live`, `desired`) "
-        "and as YAML text (`liveYaml`, `desiredYaml`). Secret values are masked with "
-        "`+` characters, and a Secret's last-applied-configuration annotation and "
-        "managedFields are removed. `desired` is rendered from git at the app's target "
-        "revision; a child has none."
+        "and as YAML text (`liveYaml`, `desiredYaml`). Secret values, and the fields "
+        "the app's and its project's `spec.redactions` name, are masked as "
+        "`<redacted:` + 8 hex + `>`: the same value has the same mask, so a value that "
+        "differs between live and desired shows two masks. A masked object's "
+        "last-applied-configuration annotation and managedFields are removed, and a "
+        "Secret's stringData is shown folded into data. `desired` is rendered from git "
+        "at the app's target revision; a child has none."
     ),
 )
 async def get_resource(
@@ -543,6 +586,7 @@ async def get_resource(
     desired: JSONDict | None = None
     revision = desired_error = ""
     if entry is not None:
+        redactor = await app_redactor(state, app)
         kube: KubeClient = await state.engine.dest(app)
         ref = entry.ref
         if version and version != ref.version:
@@ -559,11 +603,14 @@ async def get_resource(
             # The live side is still worth showing when git or the render fails.
             desired_error = str(e)
     else:
-        node = (await _tree(state, app)).find(key)
+        tree = await _tree(state, app)
+        node = tree.find(key)
         if node is None or node.entry is not None:
             raise _not_in_app(app, what)
-        ref, live = node.ref, node.live
-    live, desired = masked(live), masked(desired)
+        ref, live, redactor = node.ref, node.live, tree.redactor
+    live, desired = masked(redactor, live), masked(redactor, desired)
+    # After both sides were masked (and so learned): a render error can quote a value.
+    desired_error = scrubbed(redactor, desired_error)
     return ResourceManifests(
         group=ref.group,
         version=ref.version,
@@ -576,6 +623,78 @@ async def get_resource(
         desiredYaml=_yaml(desired),
         revision=revision,
         desiredError=desired_error,
+    )
+
+
+# ---------------------------------------------------------------- rendered manifests
+
+
+@router.get(
+    "/applications/{name}/manifests",
+    response_model=RenderedManifests,
+    summary="Every object the app renders from git (masked unless showSecrets)",
+    description=(
+        "What `gitmoor render` prints for the app: rendered at `revision` (default: "
+        "its target) and prepared as a sync would apply it (tracking labels, namespace), "
+        "SOPS-encrypted files decrypted. Secret values, and the fields the app's and "
+        "its project's `spec.redactions` name, are masked as `<redacted:` + 8 hex + `>` "
+        "(Argo CD's manifests route masks Secrets too). `showSecrets=true` shows them as "
+        "rendered; it needs, besides `applications, get`, the right to read each such "
+        "object: `applications, get/GROUP/KIND/NAMESPACE/NAME, PROJECT/APP` (Argo CD 3's "
+        "fine-grained form, core group empty: `get//Secret/*/*`), which `role:readonly` "
+        "does not have. A request that shows values is audited (`show-secrets`)."
+    ),
+    responses={403: {"description": "showSecrets for an object the caller may not read"}},
+)
+async def get_manifests(
+    name: str,
+    who: Caller,
+    state: State,
+    request: Request,
+    revision: Annotated[str | None, Query(max_length=255)] = None,
+    showSecrets: Annotated[
+        bool, Query(description="show Secret values and redacted fields as rendered")
+    ] = False,
+) -> RenderedManifests:
+    app = visible_app(state, who, name)
+    desired = await state.engine.desired(app, revision or None)
+    redactor = redactor_for(app, desired.project)
+    objs = [m.obj for m in desired.manifests]
+    if showSecrets:
+        # Checked before the values are touched: every object the policy hides.
+        obj = app_object(app)
+        hidden = [m.ref for m in desired.manifests if redactor.covers(m.obj)]
+        refused = [
+            r for r in hidden if not allowed(state, who, "applications", secret_read_action(r), obj)
+        ]
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise HTTPException(
+                403,
+                f"permission denied: applications, {secret_read_action(refused[0])}, "
+                f"{obj}{more}: showSecrets needs the right to read each Secret and "
+                "redacted object",
+            )
+        for o in objs:
+            redactor.learn(o)  # so a later error or log line quoting one is scrubbed
+        await state.audit.record(
+            who=who.name,
+            action="show-secrets",
+            target=app_ref(app.name, app.namespace),
+            result="ok",
+            address=client_address(request),
+            message=f"rendered manifests at {desired.revision[:12]} with the values of "
+            f"{len(hidden)} object(s)",
+            uid=app.uid or None,
+        )
+        out = objs
+    else:
+        out = [masked(redactor, o) or o for o in objs]
+    return RenderedManifests(
+        revision=desired.revision,
+        manifests=out,
+        yaml=yaml.safe_dump_all(out, sort_keys=False),
+        secretsShown=showSecrets,
     )
 
 
@@ -603,13 +722,13 @@ def _sort_key(ev: JSONDict) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _event_view(ev: JSONDict) -> EventView:
+def _event_view(ev: JSONDict, redactor: Redactor) -> EventView:
     inv = ev.get("involvedObject") or {}
     source = ev.get("source") or {}
     return EventView(
         type=str(ev.get("type") or ""),
         reason=str(ev.get("reason") or ""),
-        message=str(ev.get("message") or ""),
+        message=scrubbed(redactor, str(ev.get("message") or "")),
         count=int(ev.get("count") or (ev.get("series") or {}).get("count") or 1),
         firstTimestamp=str(ev.get("firstTimestamp") or ev.get("eventTime") or ""),
         lastTimestamp=_event_time(ev),
@@ -642,7 +761,9 @@ async def _events_in(
     description=(
         "Events whose involved object is the Application (syncs, refreshes, the API's "
         "audit trail) or one of the objects of its tree (its resources and their "
-        f"children: Pods, ReplicaSets, ...). At most {EVENTS_CAP}."
+        f"children: Pods, ReplicaSets, ...). At most {EVENTS_CAP}. Messages are "
+        "scrubbed: a Secret value, or a value of a field the app's `redactions` name, "
+        "quoted in one shows as its mask (`<redacted:…>`)."
     ),
 )
 async def get_events(name: str, who: Caller, state: State) -> EventList:
@@ -680,7 +801,7 @@ async def get_events(name: str, who: Caller, state: State) -> EventList:
     for m in messages:
         log.warning("event=events_partial app=%s/%s detail=%s", app.namespace, app.name, m)
     return EventList(
-        items=[_event_view(ev) for ev in events[:EVENTS_CAP]],
+        items=[_event_view(ev, tree.redactor) for ev in events[:EVENTS_CAP]],
         truncated=len(events) > EVENTS_CAP,
     )
 
@@ -706,7 +827,9 @@ def _log_error(e: GitmoorError) -> HTTPException:
         f"{LOG_BYTES_MAX} bytes). With `follow=true` new lines stream as they are "
         f"written, for at most {FOLLOW_MAX_SECONDS} s or until the client goes away. "
         "The log comes from the node through the API server (`pods/log`); an error "
-        "there is a 502 with the API server's message."
+        "there is a 502 with the API server's message. Lines are scrubbed: a value of "
+        "one of the app's Secrets (or of a field its `redactions` name) that the "
+        "program prints shows as its mask (`<redacted:…>`)."
     ),
     response_class=PlainTextResponse,
     response_model=None,
@@ -760,12 +883,13 @@ async def get_logs(
         follow,
         who.name,
     )
+    redactor = tree.redactor
     if not follow:
         try:
             text = await kube.logs(namespace, pod, **bounds)
         except GitmoorError as e:
             raise _log_error(e) from e
-        return PlainTextResponse(text)
+        return PlainTextResponse(scrubbed(redactor, text))
 
     stack = contextlib.AsyncExitStack()
     try:
@@ -786,7 +910,7 @@ async def get_logs(
                     line = await asyncio.wait_for(anext(lines), left)
                 except (StopAsyncIteration, TimeoutError):
                     break
-                yield line + "\n"
+                yield scrubbed(redactor, line) + "\n"
         except GitmoorError as e:
             log.warning("event=logs_stream_broke pod=%s/%s error=%s", namespace, pod, e)
         finally:

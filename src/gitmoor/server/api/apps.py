@@ -18,6 +18,7 @@ from gitmoor.engine import status_of
 from gitmoor.model.application import Application
 from gitmoor.model.health import SyncStatus
 from gitmoor.model.status import ResourceEntry
+from gitmoor.secrets.redact import scrub
 from gitmoor.server.api.schemas import (
     AppDetail,
     AppList,
@@ -32,6 +33,7 @@ from gitmoor.server.api.schemas import (
     summary,
 )
 from gitmoor.server.deps import Caller, State, allowed, app_object, visible_app
+from gitmoor.server.redaction import learn_live
 
 router = APIRouter(tags=["applications"])
 
@@ -95,6 +97,9 @@ async def list_applications(
     "/applications/{name}",
     response_model=AppDetail,
     summary="One application: status, objects, history, the operation",
+    description="Messages (conditions, health, the operation, each object's) are "
+    "scrubbed: a value of the app's Secrets, or of a field its `redactions` name, "
+    "quoted in one shows as its mask (`<redacted:…>`), the same the app's manifests show.",
 )
 async def get_application(name: str, who: Caller, state: State) -> AppDetail:
     app = visible_app(state, who, name)
@@ -105,6 +110,14 @@ async def get_application(name: str, who: Caller, state: State) -> AppDetail:
         if e is not None
     ]
     op = st.operation_state
+    if (
+        st.conditions
+        or st.health_message
+        or (op is not None and op.message)
+        or any(e.message or e.health_message for e in entries)
+    ):
+        # Text to show: learn what the app's values are before it is scrubbed.
+        await learn_live(state, app, entries)
     return AppDetail(
         **summary(app, st).model_dump(),
         appsNamespace=app.namespace,
@@ -139,7 +152,10 @@ async def get_history(name: str, who: Caller, state: State) -> list[HistoryItem]
     response_model=DiffResult,
     summary="What a sync would change, as unified diffs (Secret values masked)",
     description="Renders the app at `revision` (default: its target) and compares it "
-    "with the cluster by server-side dry-run; writes nothing. Synced objects are left out.",
+    "with the cluster by server-side dry-run; writes nothing. Synced objects are left out. "
+    "Secret values and the fields of the app's and its project's `spec.redactions` are "
+    "masked as `<redacted:` + 8 hex + `>`, the same value with the same mask, so a "
+    "changed value shows as a changed mask; messages are scrubbed of such values.",
 )
 async def get_diff(
     name: str,
@@ -156,7 +172,9 @@ async def get_diff(
             namespace=r.ref.namespace,
             name=r.ref.name,
             status=r.sync.value,
-            message=r.message,
+            # The engine scrubs with the app's Redactor; the server scrubs what
+            # else this process learned (issue 13: one policy for every output).
+            message=scrub(r.message),
             requiresPruning=r.requires_pruning,
             diff=r.diff.diff if r.diff is not None else "",
         )

@@ -3,6 +3,11 @@
 Field names are camelCase, as Argo CD's API and the Kubernetes objects they
 come from spell them. Everything here is built from the typed status
 (:class:`gitmoor.model.status.AppStatus`), never from raw status dicts.
+
+Free text of the status (health, operation, condition and per-object messages)
+can quote the API server or a tool, and so a value: it goes through the one
+redaction policy (:func:`gitmoor.secrets.redact.scrub`, issue 13) here, where
+every view of an app (its JSON, the list, the SSE stream, the UI) is built.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gitmoor.engine import status_of
 from gitmoor.model.application import Application
 from gitmoor.model.status import AppStatus, HistoryEntry, ResourceEntry
+from gitmoor.secrets.redact import scrub
 from gitmoor.source import redact_url
 
 
@@ -109,7 +115,11 @@ class DiffItem(Model):
     status: str
     message: str
     requiresPruning: bool
-    diff: str = Field(description="a unified diff, live to desired; Secret values masked")
+    diff: str = Field(
+        description="a unified diff, live to desired; Secret values and the fields of the "
+        "app's and project's `redactions` masked (`<redacted:…>`: the same mask for the "
+        "same value, so a changed value shows as changed)"
+    )
 
 
 class DiffResult(Model):
@@ -166,9 +176,9 @@ def summary(app: Application, st: AppStatus | None = None) -> AppSummary:
         sync=st.sync_status,
         revision=st.sync_revision,
         health=st.health_status or "Unknown",
-        healthMessage=st.health_message,
+        healthMessage=scrub(st.health_message),
         operationPhase=op.phase.value if op is not None else "",
-        operationMessage=op.message if op is not None else "",
+        operationMessage=scrub(op.message) if op is not None else "",
         automated=auto is not None,
         automatedPrune=bool(auto and auto.prune),
         automatedSelfHeal=bool(auto and auto.self_heal),
@@ -176,7 +186,7 @@ def summary(app: Application, st: AppStatus | None = None) -> AppSummary:
         operationRequested=app.operation is not None,
         reconciledAt=st.reconciled_at,
         resources=st.total,
-        conditions=[f"{c.type}: {c.message}" for c in st.conditions],
+        conditions=[scrub(f"{c.type}: {c.message}") for c in st.conditions],
     )
 
 
@@ -188,8 +198,8 @@ def resource_item(e: ResourceEntry) -> ResourceItem:
         name=e.ref.name,
         status=e.status,
         health=e.health,
-        healthMessage=e.health_message,
-        message=e.message,
+        healthMessage=scrub(e.health_message),
+        message=scrub(e.message),
         requiresPruning=e.requires_pruning,
     )
 

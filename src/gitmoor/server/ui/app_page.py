@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse
 
 from gitmoor.engine.store import app_ref
 from gitmoor.model import GitmoorError, JSONDict
+from gitmoor.secrets.redact import scrub
 from gitmoor.server.api import app_resources, apps
 from gitmoor.server.auth.sessions import Session  # at run time: FastAPI resolves PageSession
 from gitmoor.server.deps import server_state, visible_app
@@ -83,6 +84,9 @@ def _fail(
         status, detail = e.status_code, str(e.detail)
     else:
         status, detail = 502, str(e)
+    # The API's error handlers scrub; a page calls the routes' functions directly,
+    # so it scrubs here (the same policy: issue 13).
+    detail = scrub(detail)
     return render(request, template, session, status_code=status, status=status, detail=detail)
 
 
@@ -265,7 +269,9 @@ async def panel(
             raw = dict(app.raw)
             if tab == "desired":  # what was declared: the spec, without what gitmoor reports
                 raw.pop("status", None)
-            ctx.update(text=_yaml(raw), empty="")
+            # The status quotes messages of the API server and tools (conditions,
+            # operation, per-object): scrubbed as the API's views of it are.
+            ctx.update(text=scrub(_yaml(raw)), empty="")
         elif tab in ("live", "desired"):
             m = await app_resources.get_resource(
                 name, who, state, kind, object_name, group, "", namespace
@@ -345,7 +351,7 @@ async def _logs(
         )
     except HTTPException as e:
         # The form stays, so another container or a retry is one click away.
-        ctx.update(logs="", error=str(e.detail), status=e.status_code)
+        ctx.update(logs="", error=scrub(str(e.detail)), status=e.status_code)
         return ctx
     body = response.body if isinstance(response.body, bytes) else bytes(response.body)
     ctx.update(logs=body.decode("utf-8", errors="replace"), error="")

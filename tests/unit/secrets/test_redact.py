@@ -1,0 +1,356 @@
+"""The one redaction policy (gitmoor.secrets.redact), on plain data."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import re
+from typing import Any
+
+import pytest
+
+from gitmoor.model.redaction import RedactRule
+from gitmoor.secrets.redact import (
+    MASK_LEN,
+    REGISTRY_SIZE,
+    Redactor,
+    _ValueIndex,
+    install_log_filter,
+    is_mask,
+    scrub,
+)
+
+MASK_RE = re.compile(r"<redacted:[0-9a-f]{8}>")
+
+
+def b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def secret(data: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "shop"},
+        **extra,
+    }
+    if data is not None:
+        obj["data"] = {k: b64(v) for k, v in data.items()}
+    return obj
+
+
+def configmap(data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": "shop"},
+        "data": data,
+    }
+
+
+# --- the mask ---------------------------------------------------------------------
+
+
+def test_a_mask_has_one_length_whatever_the_value() -> None:
+    r = Redactor("shop/app/uid-1")
+    out = r.mask(secret({"short": "x", "long": "y" * 10_000, "empty": ""}))
+    assert out is not None
+    for value in out["data"].values():
+        assert MASK_RE.fullmatch(value)
+        assert len(value) == MASK_LEN
+        assert is_mask(value)
+
+
+def test_unchanged_values_mask_the_same_changed_ones_differently() -> None:
+    r = Redactor("shop/app/uid-1")
+    live = r.mask(secret({"same": "s3cret", "changed": "old-value"}))
+    desired = r.mask(secret({"same": "s3cret", "changed": "new-value"}))
+    assert live is not None and desired is not None
+    assert live["data"]["same"] == desired["data"]["same"]
+    assert live["data"]["changed"] != desired["data"]["changed"]
+
+
+def test_data_and_string_data_of_one_value_mask_the_same() -> None:
+    # The manifest may say stringData; the server stores data (base64).
+    r = Redactor("shop/app/uid-1")
+    out = r.mask(secret({"a": "hunter22"}, stringData={"b": "hunter22"}))
+    assert out is not None
+    assert out["data"]["a"] == out["stringData"]["b"]
+
+
+def test_equal_values_in_two_apps_cannot_be_correlated() -> None:
+    one = Redactor("shop/app/uid-1").mask(secret({"p": "same-everywhere"}))
+    two = Redactor("shop/app/uid-2").mask(secret({"p": "same-everywhere"}))
+    assert one is not None and two is not None
+    assert one["data"]["p"] != two["data"]["p"]
+
+
+def test_one_app_masks_the_same_with_a_new_redactor() -> None:
+    # An app's masks depend on its identity only: the CLI and the engine agree.
+    a = Redactor("shop/app/uid-1").mask_value("v")
+    assert Redactor("shop/app/uid-1").mask_value("v") == a
+
+
+def test_mask_copies_and_leaves_the_input_alone() -> None:
+    original = secret({"p": "hunter22"})
+    before = json.loads(json.dumps(original))
+    Redactor("a").mask(original)
+    assert original == before
+
+
+def test_mask_in_place() -> None:
+    obj = secret({"p": "hunter22"})
+    assert Redactor("a").mask(obj, copy=False) is obj
+    assert is_mask(obj["data"]["p"])
+
+
+def test_other_kinds_are_left_as_they_are() -> None:
+    cm = configmap({"token": "abc"})
+    assert Redactor("a").mask(cm) == cm
+    assert Redactor("a").mask(None) is None
+    # A Secret kind of another group is a custom resource: only rules reach it.
+    custom = {"apiVersion": "example.com/v1", "kind": "Secret", "data": {"k": "v"}}
+    assert Redactor("a").mask(custom) == custom
+
+
+def test_last_applied_configuration_is_removed_from_masked_objects() -> None:
+    obj = secret({"p": "hunter22"})
+    obj["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": json.dumps({"data": {"p": b64("x")}}),
+        "team": "payments",
+    }
+    out = Redactor("a").mask(obj)
+    assert out is not None
+    assert out["metadata"]["annotations"] == {"team": "payments"}
+
+
+def test_a_list_of_objects_is_masked_item_by_item() -> None:
+    out = Redactor("a").mask({"apiVersion": "v1", "kind": "List", "items": [secret({"p": "x"})]})
+    assert out is not None
+    assert is_mask(out["items"][0]["data"]["p"])
+
+
+# --- rules ------------------------------------------------------------------------
+
+
+def test_a_key_glob_masks_matching_keys_of_a_kind() -> None:
+    r = Redactor("a", [RedactRule(kind="ConfigMap", fields=("data.*token*",))])
+    out = r.mask(configmap({"api-token": "t0k3n-value", "tokenizer": "t2", "url": "https://x"}))
+    assert out is not None
+    assert is_mask(out["data"]["api-token"])
+    assert is_mask(out["data"]["tokenizer"])
+    assert out["data"]["url"] == "https://x"
+
+
+def test_a_glob_segment_matches_a_key_with_dots() -> None:
+    r = Redactor("a", [RedactRule(kind="ConfigMap", fields=("data.app.properties",))])
+    out = r.mask(configmap({"app.properties": "password=1234", "app.yaml": "x: 1"}))
+    assert out is not None
+    assert is_mask(out["data"]["app.properties"])
+    assert out["data"]["app.yaml"] == "x: 1"
+
+
+def test_a_json_pointer_names_one_field_exactly() -> None:
+    r = Redactor("a", [RedactRule(group="example.com", kind="Database", fields=("/spec/a~1b",))])
+    obj = {
+        "apiVersion": "example.com/v1",
+        "kind": "Database",
+        "metadata": {"name": "db"},
+        "spec": {"a/b": "secret-value", "a*": "not named"},
+    }
+    out = r.mask(obj)
+    assert out is not None
+    assert is_mask(out["spec"]["a/b"])
+    assert out["spec"]["a*"] == "not named"
+
+
+def test_rules_match_group_and_kind_by_glob() -> None:
+    rule = RedactRule(group="*.example.com", kind="Data*", fields=("/spec/key",))
+    r = Redactor("a", [rule])
+
+    def obj(api_version: str, kind: str) -> dict[str, Any]:
+        return {"apiVersion": api_version, "kind": kind, "spec": {"key": "v4lue"}}
+
+    def masked(api_version: str, kind: str) -> bool:
+        out = r.mask(obj(api_version, kind))
+        return out is not None and is_mask(out["spec"]["key"])
+
+    assert masked("db.example.com/v1", "Database")
+    assert not masked("example.com/v1", "Database")  # the group glob needs a subdomain
+    assert not masked("db.example.com/v1", "Cache")
+    core = Redactor("a", [RedactRule(group="", kind="ConfigMap", fields=("/spec/key",))])
+    out = core.mask(obj("v1", "ConfigMap"))
+    assert out is not None and is_mask(out["spec"]["key"])
+
+
+def test_a_non_string_value_becomes_one_mask() -> None:
+    r = Redactor("a", [RedactRule(kind="Database", fields=("spec.credentials", "spec.port"))])
+    obj = {
+        "apiVersion": "example.com/v1",
+        "kind": "Database",
+        "metadata": {"name": "db"},
+        "spec": {"credentials": {"user": "admin", "password": "hunter22"}, "port": 5432},
+    }
+    out = r.mask(obj)
+    assert out is not None
+    assert is_mask(out["spec"]["credentials"]) and is_mask(out["spec"]["port"])
+    changed = json.loads(json.dumps(obj))
+    changed["spec"]["credentials"]["password"] = "hunter23"
+    again = r.mask(changed)
+    assert again is not None
+    assert again["spec"]["credentials"] != out["spec"]["credentials"]
+    assert again["spec"]["port"] == out["spec"]["port"]
+
+
+def test_a_string_and_a_number_of_the_same_text_mask_differently() -> None:
+    r = Redactor("a", [RedactRule(kind="ConfigMap", fields=("data.n",))])
+    as_text = r.mask(configmap({"n": "5"}))
+    as_number = r.mask({**configmap({}), "data": {"n": 5}})
+    assert as_text is not None and as_number is not None
+    assert as_text["data"]["n"] != as_number["data"]["n"]
+
+
+def test_list_elements_are_named_by_index_globs() -> None:
+    r = Redactor("a", [RedactRule(kind="Pod", fields=("spec.containers.*.env",))])
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a", "env": [{"name": "X", "value": "y"}]}]},
+    }
+    out = r.mask(pod)
+    assert out is not None
+    assert is_mask(out["spec"]["containers"][0]["env"])
+    assert out["spec"]["containers"][0]["name"] == "a"
+
+
+def test_a_rule_never_masks_what_names_the_object() -> None:
+    r = Redactor("a", [RedactRule(kind="ConfigMap", fields=("metadata.*", "kind"))])
+    out = r.mask(configmap({}) | {"metadata": {"name": "cfg", "namespace": "shop", "uid": "u"}})
+    assert out is not None
+    assert out["kind"] == "ConfigMap"
+    assert out["metadata"]["name"] == "cfg" and out["metadata"]["namespace"] == "shop"
+    assert is_mask(out["metadata"]["uid"])
+
+
+def test_an_absent_field_is_no_error() -> None:
+    r = Redactor("a", [RedactRule(kind="ConfigMap", fields=("/data/missing", "spec.*.x"))])
+    cm = configmap({"k": "v"})
+    assert r.mask(cm) == cm
+
+
+# --- scrub ------------------------------------------------------------------------
+
+
+def test_scrub_replaces_learned_values_and_their_base64() -> None:
+    r = Redactor("shop/app/uid-scrub")
+    out = r.mask(secret({"p": "pl41n-s3cret"}))
+    assert out is not None
+    mask = out["data"]["p"]
+    text = f"error: value pl41n-s3cret rejected; data was {b64('pl41n-s3cret')}"
+    clean = r.scrub(text)
+    assert "pl41n-s3cret" not in clean and b64("pl41n-s3cret") not in clean
+    assert clean == f"error: value {mask} rejected; data was {mask}"
+    # The process-wide scrub knows it too (logs, where no app is at hand).
+    assert scrub(text) == clean
+
+
+def test_learn_without_copying_makes_values_scrubbable() -> None:
+    r = Redactor("shop/app/uid-learn", [RedactRule(kind="ConfigMap", fields=("data.*token*",))])
+    r.learn(configmap({"api-token": "tok-987654"}))
+    assert "tok-987654" not in r.scrub("Invalid value: tok-987654")
+    assert r.scrub("Invalid value: tok-987654") == "Invalid value: " + r.mask_value("tok-987654")
+
+
+def test_a_multi_line_value_is_scrubbed_as_a_tool_quotes_it() -> None:
+    r = Redactor("a")
+    r.learn(secret({"key": "line one\nline two"}))
+    assert "line one" not in r.scrub('got "line one\\nline two"')
+
+
+def test_the_longest_learned_value_wins() -> None:
+    r = Redactor("a")
+    r.learn(secret({"a": "abcd", "b": "abcdefgh"}))
+    assert r.scrub("x abcdefgh y") == f"x {r.mask_value('abcdefgh')} y"
+    assert r.scrub("x abcd y") == f"x {r.mask_value('abcd')} y"
+
+
+def test_short_values_are_not_scrubbed_from_free_text() -> None:
+    # "yes" or "1" would turn up in every message, and where its mask appeared
+    # would give the value away.
+    r = Redactor("a")
+    out = r.mask(secret({"flag": "yes"}))
+    assert out is not None and is_mask(out["data"]["flag"])
+    assert r.scrub("yes, the flag is yes") == "yes, the flag is yes"
+
+
+def test_binary_data_is_scrubbed_in_its_base64_form() -> None:
+    raw = bytes(range(200, 216))
+    encoded = base64.b64encode(raw).decode()
+    r = Redactor("a")
+    r.learn({"apiVersion": "v1", "kind": "Secret", "data": {"bin": encoded}})
+    assert encoded not in r.scrub(f"data: {encoded}")
+
+
+def test_scrub_of_text_without_values_is_the_text() -> None:
+    assert Redactor("nothing-learned").scrub("plain text") == "plain text"
+
+
+def test_the_value_index_is_bounded() -> None:
+    index = _ValueIndex(3)
+    for v in ("aaaa1", "aaaa2", "aaaa3", "aaaa4"):
+        index.add(v, f"<{v}>")
+    assert len(index) == 3
+    assert index.scrub("aaaa1 aaaa4") == "aaaa1 <aaaa4>", "the oldest value went first"
+    assert REGISTRY_SIZE >= 50_000
+
+
+# --- logs -------------------------------------------------------------------------
+
+
+def test_the_log_filter_scrubs_final_messages_and_tracebacks() -> None:
+    r = Redactor("shop/app/uid-log")
+    r.learn(secret({"p": "log-secret-42"}))
+    stream = io.StringIO()
+    logger = logging.getLogger("gitmoor.test.redact")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        install_log_filter(logger)
+        install_log_filter(logger)  # idempotent
+        assert len(logger.filters) == 1 and len(handler.filters) == 1
+        logger.warning("event=apply_failed error=%s", "value log-secret-42 refused")
+        try:
+            raise ValueError("log-secret-42")
+        except ValueError:
+            logger.exception("event=boom")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "log-secret-42" not in text
+    assert f"error=value {r.mask_value('log-secret-42')} refused" in text
+    assert "ValueError" in text
+
+
+def test_the_root_filter_sees_records_of_child_loggers() -> None:
+    r = Redactor("shop/app/uid-root")
+    r.learn(secret({"p": "root-secret-77"}))
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)
+    root.addHandler(handler)
+    try:
+        install_log_filter()
+        logging.getLogger("gitmoor.some.child").error("quoted root-secret-77")
+    finally:
+        root.removeHandler(handler)
+    assert "root-secret-77" not in stream.getvalue()
+    assert r.mask_value("root-secret-77") in stream.getvalue()
+
+
+@pytest.mark.parametrize("text", ["", "abc", "no values here at all"])
+def test_scrub_leaves_text_without_learned_values(text: str) -> None:
+    assert scrub(text) == text
