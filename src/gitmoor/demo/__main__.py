@@ -2,10 +2,12 @@
 
 1. starts (or reuses) the control plane of `make cluster`;
 2. installs gitmoor (the CRDs, its namespace, the default project);
-3. turns `examples/` into a git repository under `.local/demo/repo`;
+3. turns `examples/` into a git repository under `.local/demo/repo`, and stores
+   the demo's age key (``demo.agekey``, for the demo only) as the decryption
+   Secret ``sops-age`` that the `credentials` app names;
 4. creates a restricted `team-a` project (that repository, `team-a-*` namespaces);
-5. creates Applications for the example overlays, the Helm chart and the CRD app,
-   and one of team-a;
+5. creates Applications for the example overlays, the Helm chart, the CRD app,
+   the SOPS-encrypted credentials app, and one of team-a;
 6. syncs each with the `gitmoor` CLI, showing waves and hooks as they run;
 7. prints their status;
 8. starts the controller and 9. the API server and web UI (admin, and alice who
@@ -34,6 +36,13 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[3]
 
+#: The age key examples/apps/credentials is encrypted for. FOR THE DEMO ONLY: its
+#: private half is public (it ships in this package), so nothing real may ever be
+#: encrypted for it. Real keys: `gitmoor secret keygen`, README "Secrets in Git".
+DEMO_AGE_KEY = Path(__file__).with_name("demo.agekey")
+#: the Secret (in the apps namespace) that holds it, as `gitmoor secret install-key` makes it
+DEMO_KEY_SECRET = "sops-age"
+
 APPS: list[tuple[str, str, list[str]]] = [
     (
         "guestbook-dev",
@@ -48,6 +57,13 @@ APPS: list[tuple[str, str, list[str]]] = [
         ["--dest-namespace", "dashboard", "--values", "values-prod.yaml"],
     ),
     ("backups", "apps/backups", ["--dest-namespace", "backups"]),
+    # SOPS-encrypted files (a Secret, a secretGenerator's env file), decrypted at
+    # render time with the key Secret sops-age (installed in step 3).
+    (
+        "credentials",
+        "apps/credentials",
+        ["--dest-namespace", "credentials", "--decryption-secret", DEMO_KEY_SECRET],
+    ),
     # In the restricted team-a project (created below): team-a-* namespaces only.
     (
         "team-a-dashboard",
@@ -231,6 +247,18 @@ def main() -> int:
     print(f"{url} at {commit[:12]}")
     # The CLI's syncs below fetch that file:// URL: allowed for this directory only.
     env["GITMOOR_ALLOW_FILE_REPOS"] = str(repo)
+    # apps/credentials holds SOPS-encrypted files; the key that opens them goes into
+    # the cluster, never into Git (the demo's key is public: demo only).
+    print("the demo's age key, FOR THE DEMO ONLY, as the decryption Secret of apps/credentials")
+    sh(
+        *gm,
+        "secret",
+        "install-key",
+        DEMO_KEY_SECRET,
+        "--age-key-file",
+        str(DEMO_AGE_KEY),
+        env=env,
+    )
 
     step("4. Projects: a restricted team-a next to the default one")
     # The example repository only, team-a-* namespaces of this cluster, no
@@ -369,6 +397,8 @@ def main() -> int:
         "  gitmoor app diff guestbook-prod         # shows the drift; exit code 1\n"
         "  gitmoor app sync guestbook-prod         # takes replicas back: 'took spec.replicas from kubectl'\n"
         "  gitmoor app history guestbook-dev\n"
+        "  gitmoor app diff credentials            # Secret values masked; Git holds only ciphertext\n"
+        "  kubectl -n credentials get secret payments-db -o jsonpath='{.data.password}' | base64 -d\n"
         f"  gitmoor app create escape --project team-a --repo {url} --path apps/dashboard "
         "--dest-namespace kube-system\n"
         "  gitmoor app get escape --refresh        # InvalidSpecError: team-a permits team-a-* only\n"

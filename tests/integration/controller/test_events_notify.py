@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,6 +21,7 @@ from gitmoor.model.application import (
     application_manifest,
     parse_application,
 )
+from support.receiver import Receiver, receiving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -144,38 +142,10 @@ async def test_a_refused_event_is_logged_not_raised(
     assert f"event=event_record_failed app={missing}/ghost reason=OperationStarted" in caplog.text
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.bodies.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    t = threading.Thread(target=r.httpd.serve_forever, daemon=True)
-    t.start()
-    try:
+    with receiving() as r:
         yield r
-    finally:
-        r.httpd.shutdown()
-        r.httpd.server_close()
 
 
 async def put_config(kube: KubeClient, namespace: str, config: str) -> None:

@@ -9,8 +9,10 @@
    ``Stalled=True`` → Degraded; ``Reconciling=True`` → Progressing;
 2. the rule for the object's (group, kind) — apps workloads, Pod, Job, CronJob,
    Service, Ingress, PVC, HPA, CRD, APIService, Namespace, cert-manager
-   Certificate — written after
-   gitops-engine's ``pkg/health`` (messages kept so users recognise them);
+   Certificate, Bitnami SealedSecret (its ``Synced`` condition) and External
+   Secrets ExternalSecret (its ``Ready`` condition) — written after
+   gitops-engine's ``pkg/health`` and Argo CD's bundled Lua checks (messages
+   kept so users recognise them);
 3. otherwise the standard conditions: ``Ready`` (then ``Available``) True →
    Healthy, False → Degraded unless its reason says "still working", Unknown →
    Progressing; an object without any of them (a ConfigMap, a CR with no

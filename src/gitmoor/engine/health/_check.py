@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gitmoor.engine.health import _cluster, _pods, _workloads
+from gitmoor.engine.health import _cluster, _pods, _secrets, _workloads
 from gitmoor.engine.health._fields import group_kind
 from gitmoor.engine.health._generic import generic_properties, standard_conditions
 from gitmoor.model import Health, HealthStatus, JSONDict
@@ -37,6 +37,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("apiregistration.k8s.io", "APIService"): _cluster.api_service,
     ("", "Namespace"): _cluster.namespace,
     ("cert-manager.io", "Certificate"): _cluster.cert_manager_certificate,
+    ("bitnami.com", "SealedSecret"): _secrets.sealed_secret,
+    ("external-secrets.io", "ExternalSecret"): _secrets.external_secret,
 }
 
 
