@@ -227,3 +227,7 @@ class RenderResult:
     revision: str
     manifests: tuple[Manifest, ...]
     warnings: tuple[str, ...] = ()
+    #: Values that were encrypted in Git (SOPS ``ENC[…]``), as the manifests hold
+    #: them (a string as written, and a base64 value also decoded). Memory only:
+    #: every output masks a field holding one, whatever its kind.
+    secret_values: frozenset[str] = field(default=frozenset(), repr=False, compare=False)

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING
 
 from gitmoor.model import GitmoorError, PermanentError, UserInputError
 from gitmoor.render.base import RenderOptions
-from gitmoor.render.decrypt import check_encrypted_secrets, check_no_sops, decrypted
+from gitmoor.render.decrypt import (
+    check_encrypted_secrets,
+    check_no_sops,
+    decrypted,
+    scrub_values,
+)
 from gitmoor.render.directory import DirectoryRenderer
 from gitmoor.render.helm import CHART_FILE, HelmRenderer
 from gitmoor.render.kustomize import KustomizeRenderer, kustomization_file
@@ -96,14 +101,19 @@ def render_app(
         result = _render(root, path, revision, options)
         check_no_sops(result.manifests, path)
         if options.require_encrypted_secrets:
-            check_encrypted_secrets(result.manifests, path, set(), set())
+            check_encrypted_secrets(result.manifests, path, frozenset())
         return result
     with decrypted(root, options.decryption, timeout=options.timeout) as plain:
-        result = _render(plain.root, path, revision, options)
-        check_no_sops(result.manifests, path)
+        try:
+            result = _render(plain.root, path, revision, options)
+        except UserInputError as err:
+            raise scrub_values(err, plain.secret_values) from None
+        check_no_sops(result.manifests, path, plain.failures, plain.root)
         if options.require_encrypted_secrets:
-            check_encrypted_secrets(result.manifests, path, set(plain.files), set(plain.plaintext))
-        return result
+            check_encrypted_secrets(
+                result.manifests, path, plain.secret_values, plain.root, plain.sops_files
+            )
+        return replace(result, secret_values=plain.secret_values)
 
 
 def _render(root: Path, path: str, revision: str, options: RenderOptions) -> RenderResult:

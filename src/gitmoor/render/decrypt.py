@@ -167,24 +167,35 @@ def _explain(stderr: str, rel: str, keys: DecryptionKeys, data: bytes) -> str:
             "after encryption; encrypt the file again"
         )
     if "unknown identity type" in text or "failed to parse" in text:
-        return (
-            f"{rel}: the keys in Secret {keys.secret} are not age private keys "
-            "(AGE-SECRET-KEY-1…): that key type is not supported"
-        )
+        # settings.decryption keeps only keys that parse as age X25519 keys, so
+        # this is a key sops reads differently from age's own parser.
+        return f"{rel}: sops could not read the keys in Secret {keys.secret} as age keys"
     if "did not match any of the recipients" in text or "no master key was able" in text:
         recipients = ", ".join(_recipients(data)) or "no age recipient"
         return (
             f"{rel}: none of the age keys in Secret {keys.secret} can decrypt it; "
             f"it is encrypted for {recipients}"
         )
-    first = next((line.strip() for line in stderr.splitlines() if line.strip()), "no reason given")
-    return f"{rel}: sops could not decrypt it: {first[:300]}"
+    log.warning("event=decrypt_failed file=%s reason=unrecognised", rel)
+    return (
+        f"{rel}: sops could not decrypt it; `gitmoor secret decrypt {rel}` with the same "
+        "key shows why"
+    )
 
 
 def _decrypt_file(
     source: Path, target: Path, kind: str, rel: str, keys: DecryptionKeys, timeout: float
-) -> None:
+) -> set[str]:
+    """Replace ``target`` (the copy's link to ``source``) by the plaintext; the values
+    that were encrypted. On failure ``target`` holds the ciphertext again, so a
+    render that reads it is refused (``check_no_sops``) and one that does not is
+    not held up by it."""
     data = source.read_bytes()
+    if not keys.age:
+        raise UserInputError(
+            f"{rel} is encrypted with SOPS, but {keys.missing or 'no age key was given'}",
+            concerns=rel,
+        )
     if not _AGE_STANZA.search(data):
         raise UserInputError(
             f"{rel} is encrypted for PGP or a cloud KMS only: gitmoor decrypts with age "
@@ -214,7 +225,61 @@ def _decrypt_file(
             scrub=(source.parent, target.parent),
         )
     except UserInputError as err:
+        target.write_bytes(data)  # a new file, never the checkout's
         raise UserInputError(_explain(err.message, rel, keys, data), concerns=rel) from None
+    return encrypted_values(data, target.read_bytes(), kind)
+
+
+def encrypted_values(ciphertext: bytes, plaintext: bytes, kind: str) -> set[str]:
+    """The plaintext of each value that was ``ENC[…]`` in ``ciphertext``, as a
+    manifest would hold it (and, for a base64 string, decoded too). Values left
+    readable (outside ``encrypted_regex``, ``_unencrypted`` keys) are not among
+    them: they were never secret."""
+    values: set[str] = set()
+    if kind == "binary":
+        values.add(plaintext.decode("utf-8", "replace"))
+    elif kind in ("dotenv", "ini"):
+        enc, plain = _env_pairs(ciphertext), _env_pairs(plaintext)
+        for key, value in enc.items():
+            if value.startswith("ENC[AES256_GCM,") and key in plain:
+                values.update(_forms(plain[key]))
+                values.update(_forms(plain[key].strip("'\"")))
+    else:
+        with contextlib.suppress(yaml.YAMLError, RecursionError, UnicodeDecodeError):
+            enc_docs = list(yaml.safe_load_all(ciphertext.decode("utf-8")))
+            plain_docs = list(yaml.safe_load_all(plaintext.decode("utf-8")))
+            for enc_doc, plain_doc in zip(enc_docs, plain_docs, strict=False):
+                _walk_encrypted(enc_doc, plain_doc, values)
+    return values
+
+
+def _env_pairs(data: bytes) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for line in data.decode("utf-8", "replace").splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _walk_encrypted(enc: object, plain: object, values: set[str]) -> None:
+    if isinstance(enc, dict) and isinstance(plain, dict):
+        for key, value in enc.items():
+            if key in plain:
+                _walk_encrypted(value, plain[key], values)
+    elif isinstance(enc, list) and isinstance(plain, list):
+        for e, p in zip(enc, plain, strict=False):
+            _walk_encrypted(e, p, values)
+    elif isinstance(enc, str) and enc.startswith("ENC[AES256_GCM,") and plain is not None:
+        values.update(_forms(plain if isinstance(plain, str) else json.dumps(plain)))
+
+
+def _forms(value: str) -> set[str]:
+    """``value``, and its base64 decoding when it is base64 (a Secret's ``data``)."""
+    forms = {value}
+    with contextlib.suppress(binascii.Error, ValueError):
+        forms.add(base64.b64decode(value, validate=True).decode("utf-8"))
+    return forms
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +287,31 @@ class Decrypted:
     """A checkout to render from, and what was decrypted in it."""
 
     root: Path
-    #: repo-relative paths of the files that were decrypted
-    files: frozenset[str] = frozenset()
-    #: the values those files held (see ``plaintext_values``); memory only
-    plaintext: frozenset[str] = field(default=frozenset(), repr=False)
+    #: the values that were encrypted (``encrypted_values``); memory only
+    secret_values: frozenset[str] = field(default=frozenset(), repr=False)
+    #: why each file that could not be decrypted could not, by repo-relative path;
+    #: raised only if the render reads that file (``check_no_sops``)
+    failures: dict[str, UserInputError] = field(default_factory=dict)
+    #: repo-relative paths of every SOPS file, decrypted or not
+    sops_files: frozenset[str] = frozenset()
+
+
+#: a private copy older than this was left by a process that was killed
+_STALE_COPY_SECONDS = 3600.0
+_COPY_PREFIX = "gitmoor-decrypt-"
+
+
+def _sweep_stale_copies() -> None:
+    """Remove the private copies a killed process left (SIGKILL, OOM): they hold
+    plaintext. A live render's copy is seconds old, so an hour is safe."""
+    tmp = Path(tempfile.gettempdir())
+    cutoff = time.time() - _STALE_COPY_SECONDS
+    with contextlib.suppress(OSError):
+        for entry in tmp.glob(_COPY_PREFIX + "*"):
+            with contextlib.suppress(OSError):
+                if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry)
+                    log.warning("event=decrypt_leftover_removed path=%s", entry)
 
 
 @contextlib.contextmanager
@@ -233,54 +319,69 @@ def decrypted(root: Path, keys: DecryptionKeys, *, timeout: float) -> Iterator[D
     """The checkout ``root``, or, when it holds SOPS files, a private copy of it
     in which they are plaintext; the copy is removed on leaving.
 
-    Raises ``UserInputError`` naming the first file that cannot be decrypted;
-    no copy is left behind then either."""
+    Every SOPS file of the repository is tried, but one that cannot be decrypted
+    (another team's key, a PGP-only file, a tampered value) fails the render only
+    if the render reads it: its ciphertext stays in the copy, and
+    ``check_no_sops`` names it with the reason from ``failures``."""
     found = encrypted_files(root)
     if not found:
         yield Decrypted(root)
         return
-    first_rel = found[0][0].relative_to(root).as_posix()
+    rels = [p.relative_to(root).as_posix() for p, _ in found]
     if not keys.age:
-        raise UserInputError(
-            f"{first_rel} is encrypted with SOPS, but {keys.missing or 'no age key was given'}",
-            concerns=first_rel,
+        # Nothing can be decrypted: the checkout itself, with every file's reason.
+        reason = keys.missing or "no age key was given"
+        yield Decrypted(
+            root,
+            failures={
+                rel: UserInputError(f"{rel} is encrypted with SOPS, but {reason}", concerns=rel)
+                for rel in rels
+            },
+            sops_files=frozenset(rels),
         )
+        return
+    _sweep_stale_copies()
     started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="gitmoor-decrypt-"))  # mode 0700
+    tmp = Path(tempfile.mkdtemp(prefix=_COPY_PREFIX))  # mode 0700
     try:
         copy = tmp / "repo"
         _link_tree(root, copy)
-        files = [(copy / p.relative_to(root), kind) for p, kind in found]
-        # One sops process per file (about 20 ms each, mostly its start): a few at
-        # once. The first failure in file order is the one reported.
+        values: set[str] = set()
+        failures: dict[str, UserInputError] = {}
+        # One sops process per file (about 20 ms each, mostly its start): a few at once.
         with ThreadPoolExecutor(max_workers=min(len(found), _PARALLEL)) as pool:
             runs = [
-                pool.submit(
-                    _decrypt_file,
-                    path,
-                    target,
-                    kind,
-                    target.relative_to(copy).as_posix(),
-                    keys,
-                    timeout,
-                )
-                for (path, kind), (target, _) in zip(found, files, strict=True)
+                pool.submit(_decrypt_file, path, copy / rel, kind, rel, keys, timeout)
+                for (path, kind), rel in zip(found, rels, strict=True)
             ]
-            for run in runs:
-                run.result()
+            for rel, run in zip(rels, runs, strict=True):
+                try:
+                    values |= run.result()
+                except UserInputError as err:
+                    failures[rel] = err
         log.info(
-            "event=decrypted files=%d secret=%s seconds=%.3f",
-            len(found),
+            "event=decrypted files=%d failed=%d secret=%s seconds=%.3f",
+            len(found) - len(failures),
+            len(failures),
             keys.secret,
             time.monotonic() - started,
         )
-        yield Decrypted(
-            copy,
-            frozenset(p.relative_to(copy).as_posix() for p, _ in files),
-            frozenset(plaintext_values(files)),
-        )
+        yield Decrypted(copy, frozenset(values), failures, frozenset(rels))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            log.error("event=decrypt_copy_not_removed path=%s", tmp)
+
+
+def scrub_values(err: UserInputError, values: frozenset[str]) -> UserInputError:
+    """``err`` with every decrypted value (of 4 characters or more) it quotes
+    replaced: kustomize or helm may echo a line of a decrypted file."""
+    message = err.message
+    for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
+        message = message.replace(value, "<redacted>")
+    if message == err.message:
+        return err
+    return UserInputError(message, concerns=err.concerns)
 
 
 # ------------------------------------------------------------ checks on the render
@@ -309,86 +410,88 @@ def _where(m: Manifest, app_path: str) -> str:
     return f"the render of {app_path} ({m.ref.kind} {m.ref.name})"
 
 
-def check_no_sops(manifests: tuple[Manifest, ...], app_path: str) -> None:
-    """Refuse a render that still holds SOPS data: the app names no decryption,
-    or a file escaped it. ``ENC[…]`` strings would be applied as values."""
+_ENC_TOKEN = re.compile(r"ENC\[AES256_GCM,[^\]]*\]")
+
+
+def _sops_token(obj: JSONDict) -> str | None:
+    """Something of SOPS in ``obj`` that its file holds verbatim (to find which file
+    it came from), or None: a ``sops`` block's MAC, an ``ENC[…]`` value in any
+    field, or one a Secret's ``data`` holds base64-encoded (a generator fed an
+    encrypted env file)."""
+    block = obj.get("sops")
+    if isinstance(block, dict):
+        return str(block.get("mac") or "sops")
+    for leaf in leaves(obj):
+        if isinstance(leaf, str) and "ENC[AES256_GCM," in leaf:
+            found = _ENC_TOKEN.search(leaf)
+            return found.group(0) if found else leaf
+    if obj.get("kind") == "Secret":
+        for value in _secret_values(obj):
+            found = _ENC_TOKEN.search(value)
+            if found:
+                return found.group(0)
+    return None
+
+
+def check_no_sops(
+    manifests: tuple[Manifest, ...],
+    app_path: str,
+    failures: dict[str, UserInputError] | None = None,
+    root: Path | None = None,
+) -> None:
+    """Refuse a render that still holds SOPS data: ``ENC[…]`` strings would be
+    applied as values. With ``failures`` (decryption was asked for), the error is
+    the one of the file the data came from: the manifest's own file, else the
+    failed file whose ciphertext (in the checkout ``root``) holds it."""
     for m in manifests:
-        sops_block = isinstance(m.obj.get("sops"), dict)
-        generated = m.ref.kind == "Secret" and any(
-            v.startswith("ENC[AES256_GCM,") or v.startswith("sops_mac=")
-            for v in _secret_values(m.obj)
-        )
-        if sops_block or generated:
-            where = _where(m, app_path)
+        token = _sops_token(m.obj)
+        if token is None:
+            continue
+        if failures:
+            if m.source is not None and m.source.file:
+                own = _repo_file(m, app_path)
+                if own in failures:
+                    raise failures[own]
+            for rel, err in failures.items():
+                # A failed file holds its ciphertext in the render's checkout.
+                with contextlib.suppress(OSError):
+                    if root is None or token.encode() in (root / rel).read_bytes():
+                        raise err
+        where = _where(m, app_path)
+        if failures is None:
             raise UserInputError(
                 f"{where} is encrypted with SOPS, but the app names no decryption: set "
                 "spec.source.decryption.secretRef.name to the Secret that holds its age key",
                 concerns=where,
             )
-
-
-def plaintext_values(files: list[tuple[Path, str]]) -> set[str]:
-    """Every value the decrypted ``files`` hold: string leaves of YAML and JSON
-    (and, base64-decoded, a Secret's ``data``), env values, whole files (what a
-    ``secretGenerator`` ``files`` entry takes). A generated Secret whose values
-    all come from here was encrypted in Git."""
-    values: set[str] = set()
-    for path, kind in files:
-        try:
-            text = path.read_text("utf-8", errors="replace")
-        except OSError:
-            continue
-        values.add(text)
-        if kind in ("dotenv", "ini"):
-            for line in text.splitlines():
-                if "=" in line and not line.lstrip().startswith(("#", ";")):
-                    value = line.split("=", 1)[1].strip()
-                    values.update((value, value.strip("'\"")))
-        elif kind in ("yaml", "json"):
-            with contextlib.suppress(yaml.YAMLError, RecursionError):
-                for doc in yaml.safe_load_all(text):
-                    values.update(_leaves(doc))
-    return values
-
-
-def _leaves(node: object) -> Iterator[str]:
-    """Each scalar as text, and a string's base64 decoding too (a Secret's ``data``)."""
-    for leaf in leaves(node):
-        if leaf is None:
-            continue
-        text = str(leaf)
-        yield text
-        if isinstance(leaf, str):
-            decoded = None
-            with contextlib.suppress(binascii.Error, ValueError):
-                decoded = base64.b64decode(leaf, validate=True).decode("utf-8", "replace")
-            if decoded is not None:
-                yield decoded
+        raise UserInputError(
+            f"{where} holds SOPS-encrypted data that was not decrypted", concerns=where
+        )
 
 
 def check_encrypted_secrets(
     manifests: tuple[Manifest, ...],
     app_path: str,
-    decrypted_files: set[str],
-    plaintext: set[str],
+    secret_values: frozenset[str],
+    root: Path | None = None,
+    sops_files: frozenset[str] = frozenset(),
 ) -> None:
-    """``requireEncryptedSecrets``: every Secret with values came from a SOPS file.
+    """``requireEncryptedSecrets``: every value of every Secret was encrypted in Git.
 
-    A manifest whose file is known counts when that file was decrypted. A Secret
-    that kustomize generated has no file: it counts when each of its values is
-    one a decrypted file held (a ``secretGenerator`` fed from an encrypted env
-    file), and not when a value was written in the clear (``literals``, a plain
-    env file)."""
+    Judged by value, whatever the renderer: a value counts when a SOPS file held
+    it encrypted (``encrypted_values``), so a Secret from a file whose
+    ``stringData`` was left readable, a ``secretGenerator`` literal or a plain env
+    file are refused, and a Helm chart's Secret fed from an encrypted values file
+    or a generator fed from an encrypted env file pass. And a manifest file that
+    is not a SOPS file but spells a value out (in the checkout ``root``) is refused
+    even when the same value is also encrypted elsewhere: it is in Git in clear."""
     for m in manifests:
         if m.ref.kind != "Secret" or m.ref.group:
             continue
         values = list(_secret_values(m.obj))
-        if not values:
-            continue
-        if m.source is not None and m.source.file:
-            if _repo_file(m, app_path) in decrypted_files:
-                continue
-        elif all(v in plaintext for v in values):
+        if all(v in secret_values for v in values) and not _spelled_out(
+            m, app_path, root, sops_files
+        ):
             continue
         where = _where(m, app_path)
         raise UserInputError(
@@ -396,6 +499,27 @@ def check_encrypted_secrets(
             "Secrets to be encrypted with SOPS: encrypt it (`gitmoor secret encrypt`)",
             concerns=where,
         )
+
+
+def _spelled_out(m: Manifest, app_path: str, root: Path | None, sops_files: frozenset[str]) -> bool:
+    """Whether the plain (not SOPS) file ``m`` came from holds one of its values as
+    written (``stringData`` as is, ``data`` in base64)."""
+    if root is None or m.source is None or not m.source.file:
+        return False
+    rel = _repo_file(m, app_path)
+    if rel in sops_files:
+        return False
+    try:
+        text = (root / rel).read_text("utf-8", errors="replace")
+    except OSError:
+        return False
+    written = [
+        v
+        for section in ("data", "stringData")
+        for v in (m.obj.get(section) or {}).values()
+        if isinstance(v, str) and len(v) >= 4
+    ]
+    return any(v in text for v in written)
 
 
 def _repo_file(m: Manifest, app_path: str) -> str:

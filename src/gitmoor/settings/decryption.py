@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import TYPE_CHECKING
 
-from gitmoor.model import ObjectRef
+from gitmoor.model import ObjectRef, UserInputError
 from gitmoor.render import DecryptionKeys
+from gitmoor.secrets.agekeys import parse_identities
 
 if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
     from gitmoor.model.redaction import Decryption
+
+log = logging.getLogger(__name__)
 
 AGE_KEY_SUFFIX = ".agekey"
 _AGE_PREFIX = "AGE-SECRET-KEY-1"
@@ -44,17 +48,33 @@ def keys_from_secret(secret: dict[str, object], where: str) -> DecryptionKeys:
             unsupported.append(f"{name} (not text)")
             continue
         lines = [ln.strip() for ln in text.splitlines()]
-        found = [ln for ln in lines if ln.startswith(_AGE_PREFIX)]
-        if not found and any(ln and not ln.startswith("#") for ln in lines):
+        found = [ln for ln in lines if ln.startswith(_AGE_PREFIX) and _parses(ln)]
+        if len(found) < sum(1 for ln in lines if ln.startswith(_AGE_PREFIX)):
+            # One malformed key (a bad checksum, a truncated copy) would make sops
+            # refuse every key given with it: left out, and said.
+            unsupported.append(f"{name} (a malformed AGE-SECRET-KEY-1 line, left out)")
+        elif not found and any(ln and not ln.startswith("#") for ln in lines):
             # AGE-PLUGIN-… identities and anything else sops could not use here.
             unsupported.append(f"{name} (not an age X25519 key)")
         keys.extend(found)
     if keys:
+        if unsupported:
+            log.warning(
+                "event=decryption_keys_skipped secret=%s entries=%s", where, ",".join(unsupported)
+            )
         return DecryptionKeys(secret=where, age=tuple(keys))
     reason = f"the Secret {where} holds no age private key (an entry NAME{AGE_KEY_SUFFIX})"
     if unsupported:
         reason += "; unsupported key type: " + ", ".join(unsupported)
     return DecryptionKeys(secret=where, missing=reason)
+
+
+def _parses(line: str) -> bool:
+    try:
+        parse_identities([line], "key")
+    except UserInputError:
+        return False
+    return True
 
 
 async def load_decryption_keys(

@@ -15,6 +15,7 @@ import pytest
 
 from gitmoor.model import UserInputError
 from gitmoor.render import DecryptionKeys, RenderCache, RenderOptions, render_app
+from gitmoor.settings.decryption import keys_from_secret
 from support.sops import AgeKey, age_keygen, sops_encrypt
 
 if TYPE_CHECKING:
@@ -170,14 +171,83 @@ def test_no_key_says_why_and_names_the_file(tmp_path: Path, key: AgeKey) -> None
     )
 
 
-def test_a_key_that_is_not_an_age_key_is_an_unsupported_key_type(
+def test_a_secret_without_usable_keys_names_the_unsupported_key_and_the_file(
     tmp_path: Path, key: AgeKey
 ) -> None:
     root = tmp_path / "repo"
     _write(root, {"app/secret.yaml": _enc(SECRET, key, tmp_path)})
-    bad = DecryptionKeys(secret="apps/sops-age", age=("AGE-PLUGIN-YUBIKEY-1QQQQ",))
-    with pytest.raises(UserInputError, match=r"not age private keys .* not supported"):
-        render_app(root, "app", "rev", RenderOptions(decryption=bad))
+    pgp_and_plugin = keys_from_secret(
+        {
+            "data": {
+                "team.asc": base64.b64encode(b"-----BEGIN PGP PRIVATE KEY BLOCK-----").decode(),
+                "x.agekey": base64.b64encode(b"AGE-PLUGIN-YUBIKEY-1QQQQ").decode(),
+            }
+        },
+        "apps/sops-age",
+    )
+    with pytest.raises(UserInputError) as e:
+        render_app(root, "app", "rev", RenderOptions(decryption=pgp_and_plugin))
+    assert e.value.message == (
+        "app/secret.yaml is encrypted with SOPS, but the Secret apps/sops-age holds no age "
+        "private key (an entry NAME.agekey); unsupported key type: team.asc (PGP), "
+        "x.agekey (not an age X25519 key)"
+    )
+
+
+def test_a_file_for_another_key_that_the_app_does_not_render_holds_nothing_up(
+    tmp_path: Path, key: AgeKey
+) -> None:
+    # A monorepo: another team's file, encrypted for their key, beside this app.
+    theirs = age_keygen(tmp_path / "keys", "theirs")
+    root = tmp_path / "repo"
+    _write(
+        root,
+        {
+            "app/secret.yaml": _enc(SECRET, key, tmp_path),
+            "team-b/secret.yaml": _enc(SECRET, theirs, tmp_path),
+            "docs/example.env": _enc("A=1\n", theirs, tmp_path, "dotenv"),
+        },
+    )
+    result = render_app(root, "app", "rev", _keys(key))
+    assert _secret_values(result.manifests[0].obj) == {"password": PLAIN}
+    # The other team's app, rendered with this key, is refused naming its own file.
+    with pytest.raises(UserInputError, match=r"^team-b/secret\.yaml: none of the age keys"):
+        render_app(root, "team-b", "rev", _keys(key))
+
+
+def test_a_generator_reading_a_file_that_does_not_decrypt_names_that_file(
+    tmp_path: Path, key: AgeKey
+) -> None:
+    theirs = age_keygen(tmp_path / "keys", "theirs")
+    root = tmp_path / "repo"
+    _write(
+        root,
+        {
+            "app/kustomization.yaml": "resources: [../shared]\n",
+            "shared/kustomization.yaml": "configMapGenerator:\n- name: gen\n  envs: [creds.env]\n",
+            "shared/creds.env": _enc(f"TOKEN={PLAIN}\n", theirs, tmp_path, "dotenv"),
+            "shared/other.env": _enc("X=1\n", theirs, tmp_path, "dotenv"),
+        },
+    )
+    with pytest.raises(UserInputError, match=r"^shared/creds\.env: none of the age keys"):
+        render_app(root, "app", "rev", _keys(key))
+
+
+def test_values_encrypted_in_git_travel_with_the_render_whatever_their_kind(
+    tmp_path: Path, key: AgeKey
+) -> None:
+    root = tmp_path / "repo"
+    _write(
+        root,
+        {
+            "app/kustomization.yaml": "configMapGenerator:\n- name: gen\n  envs: [app.env]\n",
+            "app/app.env": _enc(f"TOKEN={PLAIN}\n", key, tmp_path, "dotenv"),
+        },
+    )
+    result = render_app(root, "app", "rev", _keys(key))
+    (cm,) = (m.obj for m in result.manifests)
+    assert cm["kind"] == "ConfigMap" and cm["data"] == {"TOKEN": PLAIN}
+    assert PLAIN in result.secret_values
 
 
 def test_without_decryption_an_encrypted_file_is_refused_not_applied(
@@ -244,3 +314,74 @@ def test_the_render_cache_renders_again_when_the_keys_change(tmp_path: Path, key
         cache.get_or_render(root, "app", "rev", missing)
     result = cache.get_or_render(root, "app", "rev", _keys(key))
     assert _secret_values(result.manifests[0].obj) == {"password": PLAIN}
+
+
+def test_require_encrypted_secrets_refuses_values_left_readable_in_an_encrypted_file(
+    tmp_path: Path, key: AgeKey
+) -> None:
+    root = tmp_path / "repo"
+    both = SECRET + "  user: in-the-clear\n"
+    partly = sops_encrypt(
+        both, [key.recipient], kind="yaml", home=tmp_path / "h", encrypted_regex="^password$"
+    )
+    assert "in-the-clear" in partly
+    _write(root, {"app/secret.yaml": partly})
+    options = RenderOptions(decryption=_keys(key).decryption, require_encrypted_secrets=True)
+    with pytest.raises(UserInputError, match=r"holds a plaintext Secret \(creds\)"):
+        render_app(root, "app", "rev", options)
+
+
+def test_require_encrypted_secrets_accepts_a_chart_secret_fed_from_encrypted_values(
+    tmp_path: Path, key: AgeKey
+) -> None:
+    root = tmp_path / "repo"
+    _write(
+        root,
+        {
+            "chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+            "chart/templates/secret.yaml": (
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n"
+                "stringData:\n  password: {{ .Values.password }}\n"
+            ),
+            "chart/secrets.yaml": sops_encrypt(
+                f"password: {PLAIN}\n",
+                [key.recipient],
+                kind="yaml",
+                home=tmp_path / "h",
+                encrypted_regex=None,
+            ),
+        },
+    )
+    options = RenderOptions(
+        decryption=_keys(key).decryption,
+        require_encrypted_secrets=True,
+        value_files=("secrets.yaml",),
+    )
+    (secret,) = (m.obj for m in render_app(root, "chart", "rev", options).manifests)
+    assert _secret_values(secret) == {"password": PLAIN}
+
+
+def test_a_render_error_quoting_a_decrypted_value_does_not_show_it(
+    tmp_path: Path, key: AgeKey
+) -> None:
+    root = tmp_path / "repo"
+    # A chart whose template fails on purpose with the decrypted value in its message.
+    _write(
+        root,
+        {
+            "chart/Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+            "chart/templates/x.yaml": '{{ fail (printf "bad password %s" .Values.password) }}\n',
+            "chart/secrets.yaml": sops_encrypt(
+                f"password: {PLAIN}\n",
+                [key.recipient],
+                kind="yaml",
+                home=tmp_path / "h",
+                encrypted_regex=None,
+            ),
+        },
+    )
+    options = RenderOptions(decryption=_keys(key).decryption, value_files=("secrets.yaml",))
+    with pytest.raises(UserInputError) as e:
+        render_app(root, "chart", "rev", options)
+    assert "bad password <redacted>" in e.value.message
+    assert PLAIN not in e.value.message

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 
+from gitmoor.secrets.agekeys import generate
 from gitmoor.settings.decryption import keys_from_secret
 
-KEY_A = "AGE-SECRET-KEY-1" + "Q" * 58
-KEY_B = "AGE-SECRET-KEY-1" + "P" * 58
+KEY_A = generate().identity
+KEY_B = generate().identity
 
 
 def _secret(**entries: str) -> dict[str, object]:
@@ -45,6 +46,16 @@ def test_a_secret_without_age_keys_says_why_and_names_unsupported_types() -> Non
         "the Secret apps/sops-age holds no age private key (an entry NAME.agekey); "
         "unsupported key type: team.asc (PGP), x.agekey (not an age X25519 key)"
     )
+
+
+def test_a_malformed_key_is_left_out_and_said_the_others_are_kept() -> None:
+    # sops refuses every key given with one it cannot parse: the bad one goes.
+    broken = KEY_A[:-4] + "QQQQ"
+    keys = keys_from_secret(_secret(**{"a.agekey": f"{broken}\n{KEY_B}\n"}), "apps/s")
+    assert keys.age == (KEY_B,)
+    only_broken = keys_from_secret(_secret(**{"a.agekey": broken}), "apps/s")
+    assert only_broken.age == ()
+    assert "a.agekey (a malformed AGE-SECRET-KEY-1 line, left out)" in only_broken.missing
 
 
 def test_the_fingerprint_changes_with_the_keys_and_does_not_hold_them() -> None:
