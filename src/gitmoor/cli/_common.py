@@ -63,10 +63,12 @@ State = Ctx(None, None, DEFAULT_NAMESPACE, False)
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     # An error from kube, git or a tool may quote a value a Redactor of this
-    # process learned (issue 13: one redaction policy for every output).
-    from gitmoor.secrets.redact import scrub
+    # process learned (issue 13: one redaction policy for every output). The
+    # process-wide scrub, as for the operator's log: a CLI process is its user's
+    # own, and learned only what that user's command read.
+    from gitmoor.secrets.redact import scrub_log
 
-    err.print(f"[red]error:[/red] {scrub(message)}", markup=True)
+    err.print(f"[red]error:[/red] {scrub_log(message)}", markup=True)
     return typer.Exit(code)
 
 

@@ -63,7 +63,8 @@ def render(
         bool,
         typer.Option(
             "--show-secrets",
-            help="print Secret values (and redacted fields) as they are; masked by default "
+            help="print Secret values, values decrypted from SOPS (in any kind) and "
+            "redacted fields as they are; masked by default "
             "(<redacted:…>, equal values with equal masks)",
         ),
     ] = False,
@@ -83,7 +84,7 @@ def render(
     """
     from gitmoor.cli import output
     from gitmoor.render import RenderOptions, render_app
-    from gitmoor.secrets.redact import Redactor, scrub
+    from gitmoor.secrets.redact import Redactor
 
     target = path.resolve()
     repo_root = (root or _git_root(target) or target).resolve()
@@ -106,14 +107,17 @@ def render(
     except ValueError:
         raise fail(f"{path} is not inside the repository root {repo_root}") from None
     except GitmoorError as e:
-        raise fail(scrub(str(e))) from None
+        raise fail(redactor.scrub(str(e))) from None
+    # Values that were encrypted in Git are masked in whatever kind they landed
+    # (a ConfigMap from an encrypted env file), not only in Secrets.
+    redactor.learn_secret_values(result.secret_values)
     objs = [m.obj for m in result.manifests]
     if show_secrets:
         shown: list[Any] = objs
     else:
         shown = [redactor.mask(o) for o in objs]
     for w in result.warnings:
-        text = w if show_secrets else scrub(redactor.scrub(w))
+        text = w if show_secrets else redactor.scrub(w)
         err.print(f"[yellow]warning:[/yellow] {text}", markup=True)
     sys.stdout.write(output.yaml_dump_all(shown))
 

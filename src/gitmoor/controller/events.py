@@ -23,9 +23,10 @@ Three rules shape this module:
   from the Application or the live objects is added. Callers pass text that
   may echo the API server or a tool (a condition's message, an apply error
   quoting a field), so every message goes through the one redaction policy
-  (:func:`gitmoor.secrets.redact.scrub`: each Secret value, and each value of a
-  ``redactions`` field, that a Redactor of this process has seen, plain or
-  base64) before it is aggregated or written. Argo CD writes such messages as
+  (:func:`gitmoor.engine.scrub_message`: each Secret value, and each value of a
+  ``redactions`` field, that the app's Redactors have seen, plain or base64;
+  never another app's, which would make Events an oracle for other apps'
+  values) before it is aggregated or written. Argo CD writes such messages as
   they are; issue 13 wants no plaintext in any Event.
 
 The Event carries both the legacy fields (``source.component``, ``count``,
@@ -48,10 +49,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from gitmoor.engine import scrub_message
 from gitmoor.kube import NotFoundError
 from gitmoor.model import GitmoorError, ObjectRef
 from gitmoor.model.application import API_VERSION, KIND
-from gitmoor.secrets.redact import scrub
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -160,7 +161,7 @@ class EventRecorder:
         try:
             # Scrubbed before the aggregation key is made, so a repeat aggregates
             # with the Event already written, whose message was scrubbed too.
-            message = scrub(message)
+            message = scrub_message(app, message)
             await asyncio.wait_for(
                 self._record(app, reason, message, type, action or reason), self.timeout
             )

@@ -36,6 +36,7 @@ from gitmoor.controller.webhook import (
     touches,
     webhook_router,
 )
+from gitmoor.engine import app_identity
 from gitmoor.model import GitmoorError, ObjectRef
 from gitmoor.model.application import Application, parse_application
 from gitmoor.settings.clusters import ClusterRegistry
@@ -81,6 +82,7 @@ class Observers:
                 message=message,
                 health=str((st.get("health") or {}).get("status", "")),
                 sync=str((st.get("sync") or {}).get("status", "")),
+                app_key=app_identity(app),
             )
         )
 

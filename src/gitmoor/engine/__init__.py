@@ -31,7 +31,12 @@ if TYPE_CHECKING:
     from gitmoor.engine.compare import Comparison, DryRunCache, ResourceStatus
     from gitmoor.engine.health import app_health, health_of
     from gitmoor.engine.operation import status_of
-    from gitmoor.engine.redaction import redactor_for, scrub_message
+    from gitmoor.engine.redaction import (
+        app_identity,
+        redactor_for,
+        scrub_identity,
+        scrub_message,
+    )
     from gitmoor.engine.sync import (
         Action,
         Phase,
@@ -54,7 +59,9 @@ _WHERE = {
     "decide": "automation",
     "app_health": "health",
     "health_of": "health",
+    "app_identity": "redaction",
     "redactor_for": "redaction",
+    "scrub_identity": "redaction",
     "scrub_message": "redaction",
     "status_of": "operation",
     "Desired": "app",
@@ -104,11 +111,13 @@ __all__ = [
     "SyncResult",
     "TakenField",
     "app_health",
+    "app_identity",
     "decide",
     "health_of",
     "options_for",
     "redactor_for",
     "running_silence",
+    "scrub_identity",
     "scrub_message",
     "status_of",
 ]

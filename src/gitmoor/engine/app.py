@@ -66,7 +66,6 @@ from gitmoor.model.status import (
     summary_of,
 )
 from gitmoor.render import RenderCache, RenderOptions
-from gitmoor.secrets.redact import scrub as scrub_message_any
 from gitmoor.settings import get_project
 from gitmoor.settings.decryption import load_decryption_keys
 from gitmoor.settings.repos import credentials_for, load_credentials
@@ -99,6 +98,9 @@ class Desired:
     tag: str | None = None
     #: the app's project, as checked: the sync impersonates what it names
     project: AppProject | None = None
+    #: values that were encrypted in Git (``RenderResult.secret_values``): masked in
+    #: every output whatever their kind. Memory only, never written or shown.
+    secret_values: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
 
 class ClusterResolver(Protocol):
@@ -291,7 +293,12 @@ class Engine:
         # ignored as Argo CD ignores it) travel with the render's: shown by diff and
         # sync, and as the app's ComparisonWarning condition.
         warnings = (*rendered.warnings, *annotation_warnings(manifests))
-        return Desired(commit, manifests, warnings, tag, project)
+        # Before any compare, diff or sync sees the objects: a value decrypted into
+        # a ConfigMap or a custom resource is masked like a Secret's (issue 13).
+        redactor_for(app, project).learn_secret_values(rendered.secret_values)
+        return Desired(
+            commit, manifests, warnings, tag, project, secret_values=rendered.secret_values
+        )
 
     # ------------------------------------------------------------ refresh
 
@@ -590,7 +597,7 @@ class Engine:
                 app,
                 state,
                 running,
-                self._outcome(state, ctx, Phase.FAILED, "operation terminated"),
+                self._outcome(app, state, ctx, Phase.FAILED, "operation terminated"),
             )
         if running is None:
             try:
@@ -602,11 +609,11 @@ class Engine:
                 running = (new, desired)
             except RetryableError as e:
                 return await self._end(
-                    app, state, None, self._outcome(state, None, Phase.ERROR, str(e))
+                    app, state, None, self._outcome(app, state, None, Phase.ERROR, str(e))
                 )
             except GitmoorError as e:
                 return await self._end(
-                    app, state, None, self._outcome(state, None, Phase.FAILED, str(e))
+                    app, state, None, self._outcome(app, state, None, Phase.FAILED, str(e))
                 )
             self._observe("prepare", t0)
         elif progress is not None:
@@ -640,14 +647,20 @@ class Engine:
         return outcome
 
     def _outcome(
-        self, state: OperationState, ctx: SyncContext | None, phase: Phase, message: str
+        self,
+        app: Application,
+        state: OperationState,
+        ctx: SyncContext | None,
+        phase: Phase,
+        message: str,
     ) -> StepOutcome:
         progress = state.progress or Progress()
         if ctx is not None:
             message = ctx.redactor.scrub(message)
-        # An error before any object was masked (a render, a sops failure) may still
-        # quote a value another Redactor of the process knows.
-        message = scrub_message_any(message)
+        # An error before this sync masked anything (a render, a sops failure) may
+        # still quote a value the app's Redactors know; never another app's (an
+        # oracle: gitmoor.engine.redaction).
+        message = scrub_message(app, message)
         revision = ctx.revision if ctx is not None else progress.commit
         results = ctx.results if ctx is not None else ()
         return StepOutcome(phase, message, progress, SyncResult(revision, phase, message, results))

@@ -383,29 +383,51 @@ def compare(
 
     Both sides go through the one Redactor, so an unchanged Secret value masks the
     same on both and shows no change, and a changed one masks differently and
-    shows as changed, without either value in the diff. ``changed`` is whether
-    the diff is non-empty: what the user sees and what the sync status says cannot
-    disagree.
+    shows as changed, without either value in the diff.
+
+    ``changed`` is decided on the normalised sides before masking: a mask carries
+    32 bits of a digest, and two values whose masks collide would otherwise make
+    a changed Secret look unchanged, and the sync (``judge``) skip applying it.
+    The diff shown is of the masked sides; in that (rare) case it is empty while
+    ``changed`` is true, and a line says why instead of showing no change.
     """
     redactor = redactor or _NO_APP
-    sides: list[JSONDict | None] = []
+    plain: list[JSONDict | None] = []
     for obj in (live, predicted):
         if obj is None:
-            sides.append(None)
+            plain.append(None)
             continue
         side = normalize(obj, ignore)
         if _is_secret(side):
             _fold_string_data(side)
-        # normalize made a copy: mask it in place
-        sides.append(redactor.mask(side, copy=False))
-    masked_live, masked_predicted = sides
-    if _identical(masked_live, masked_predicted):
+        plain.append(side)
+    plain_live, plain_predicted = plain
+    if _identical(plain_live, plain_predicted):
         # Identical values of identical types dump to identical YAML: the diff is
         # "" without dumping (the dumps were nine tenths of comparing an
-        # unchanged object, and most objects of a refresh are unchanged).
-        return ResourceDiff(ref, masked_live, masked_predicted, "", changed=False)
+        # unchanged object, and most objects of a refresh are unchanged). The
+        # masked copies are what callers show.
+        masked = _masked(redactor, plain_live)
+        return ResourceDiff(ref, masked, _masked(redactor, plain_predicted), "", changed=False)
+    masked_live, masked_predicted = (
+        _masked(redactor, plain_live),
+        _masked(redactor, plain_predicted),
+    )
     diff = unified_diff(ref, masked_live, masked_predicted)
-    return ResourceDiff(ref, masked_live, masked_predicted, diff, changed=bool(diff))
+    if not diff:
+        # Equal once masked, different before: a digest collision of two values,
+        # or a type that YAML dumps alike (1 and 1.0). The object is changed all
+        # the same; the diff says so without the values.
+        diff = f"# {ref}: changed (the values differ; their masks and YAML do not)\n"
+    return ResourceDiff(ref, masked_live, masked_predicted, diff, changed=True)
+
+
+def _masked(redactor: Redactor, side: JSONDict | None) -> JSONDict | None:
+    """``side`` masked by ``redactor``: a copy only where there is something to mask
+    (``side`` is normalize's own copy, which callers never see unmasked)."""
+    if side is None or not redactor.covers(side):
+        return side
+    return redactor.mask(side)
 
 
 def _identical(a: Any, b: Any) -> bool:

@@ -2,7 +2,8 @@
 
 Every path that shows an object or a message (the CLI's diff, get and render,
 status conditions and operation messages, Events, logs, the API, the UI,
-notifications) goes through a ``Redactor`` or through the module's ``scrub``.
+notifications) goes through the app's ``Redactor``; only the operator's own log
+lines go through the process-wide ``scrub_log`` (see below why).
 
 What is masked:
 
@@ -31,13 +32,23 @@ secret of this process, the app's identity), so:
 A Secret's ``data`` values are base64: their decoded bytes are what is digested,
 so ``data: {k: czNjcjN0}`` and ``stringData: {k: s3cr3t}`` mask the same.
 
+Values decrypted from SOPS outside a core Secret (a ConfigMap a
+``configMapGenerator`` builds from an encrypted env file, an encrypted ConfigMap
+or custom resource) are structure-blind: the render names them
+(``RenderResult.secret_values``) and ``Redactor.learn_secret_values`` makes every
+string field equal to one of them masked, in any kind (Argo CD and Flux mask
+Secrets only, and would show such a ConfigMap in clear).
+
 Free text (an API server's error that quotes a rejected value, a tool's stderr, a
 log line) cannot be masked by structure. A ``Redactor`` therefore *learns* every
-value it masks, and ``scrub`` replaces each learned value found in a text (and its
-base64 form) by its mask. The module-level ``scrub`` does the same over the values
-every Redactor of the process has learned (the last ``REGISTRY_SIZE``), for logs
-and messages where no app is at hand; ``install_log_filter`` puts it under the
-logging of a process.
+value it masks, and ``Redactor.scrub`` replaces each learned value found in a text
+(and its base64 form) by its mask. Text an app's users see is scrubbed by that
+app's Redactor only: a scrub over every app's values would be an oracle (a pod
+that prints a guess would see, in its own logs, whether the guess is another app's
+Secret value, and the mask would say which app). The process-wide registry of
+every learned value (the last ``REGISTRY_SIZE``) serves the operator's own log
+lines only: ``install_log_filter`` (and ``scrub_log``) put it under the logging of
+a process.
 
 This module is pure: the standard library and ``gitmoor.model`` only.
 """
@@ -59,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 from gitmoor.model.jsondata import copy_json, leaves
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from gitmoor.model import JSONDict
     from gitmoor.model.redaction import RedactRule
@@ -314,6 +325,9 @@ class Redactor:
         # neither digested nor learned again. Every refresh masks the same Secrets;
         # comparing an unchanged 10-key Secret took 200 us without it, 23 us with it.
         self._seen: dict[tuple[bool, str], str] = {}
+        # Values decrypted from SOPS (``learn_secret_values``): a string field equal
+        # to one is masked whatever its kind and path.
+        self._secret_values: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Redactor(app={self.app!r}, rules={len(self.rules)})"
@@ -337,7 +351,7 @@ class Redactor:
             return True
         if self._is_list(obj):
             return any(isinstance(i, dict) and self.covers(i) for i in obj.get("items") or ())
-        return bool(self._matching(obj))
+        return bool(self._matching(obj)) or any(True for _ in self._secret_leaves(obj))
 
     def mask(self, obj: JSONDict | None, *, copy: bool = True) -> JSONDict | None:
         """A copy of ``obj`` with every Secret value and every field a rule names
@@ -360,6 +374,25 @@ class Redactor:
     def learn_value(self, value: str) -> None:
         """Remember one plaintext value (a key read from elsewhere)."""
         self._remember(value, self.mask_value(value))
+
+    def learn_secret_values(self, values: Iterable[str]) -> None:
+        """Remember values that were encrypted in Git (``RenderResult.secret_values``):
+        from now on ``mask`` masks every string field equal to one of them, in any
+        kind and at any path but the object's identity (``apiVersion``, ``kind``,
+        ``metadata.name``/``namespace``), ``covers`` is true for an object holding
+        one, and ``scrub`` finds them in text. The live side of a diff holds the
+        same plaintext, so it masks the same as the rendered side.
+
+        Kept for the Redactor's life (a render after a rotation adds the new
+        values; the old ones still mask what the cluster holds until it is
+        synced), bounded by ``REDACTOR_SIZE``."""
+        for value in values:
+            if not isinstance(value, str) or not value or value in self._secret_values:
+                continue
+            if len(self._secret_values) >= REDACTOR_SIZE:
+                self._secret_values.clear()  # bounded; the next render adds its own again
+            self._secret_values.add(value)
+            self._learn_any(value)
 
     def scrub(self, text: str) -> str:
         """``text`` with every value this Redactor learned (as is, JSON-escaped, or
@@ -392,10 +425,15 @@ class Redactor:
             return
         rules = self._matching(obj)
         secret = is_secret(obj)
-        if not (secret or rules):
+        hits = list(self._secret_leaves(obj)) if self._secret_values else []
+        if not (secret or rules or hits):
             return
         if secret:
             self._secret(obj, replace)
+        # After the Secret's own values (a data value keeps the mask of its decoded
+        # bytes, which a stringData value of the same plaintext shares).
+        for container, key in hits:
+            self._field(container, key, replace)
         for rule in rules:
             for path in rule.paths:
                 for container, key, at in list(path.walk(obj)):
@@ -413,6 +451,30 @@ class Redactor:
                 del annotations[LAST_APPLIED]
                 if not annotations:
                     del meta["annotations"]
+
+    def _secret_leaves(self, obj: JSONDict) -> Iterator[tuple[Any, Any]]:
+        """Each (container, key) of a string leaf of ``obj`` equal to a value
+        ``learn_secret_values`` learned, outside the object's identity."""
+        values = self._secret_values
+        if not values:
+            return
+        for key, value in obj.items():
+            if key in ("apiVersion", "kind"):
+                continue
+            if key == "metadata" and isinstance(value, dict):
+                for mkey, mvalue in value.items():
+                    if mkey in ("name", "namespace"):
+                        continue
+                    if isinstance(mvalue, str):
+                        if mvalue in values:
+                            yield value, mkey
+                    else:
+                        yield from _string_leaves(mvalue, values)
+            elif isinstance(value, str):
+                if value in values:
+                    yield obj, key
+            else:
+                yield from _string_leaves(value, values)
 
     def _secret(self, obj: JSONDict, replace: bool) -> None:
         data = obj.get("data")
@@ -493,10 +555,32 @@ def _leaves(value: Any) -> Iterator[str]:
     return (v for v in leaves(value) if isinstance(v, str))
 
 
-def scrub(text: str) -> str:
+def _string_leaves(node: Any, values: set[str] | frozenset[str]) -> Iterator[tuple[Any, Any]]:
+    """Each (container, key) under ``node`` whose value is a string in ``values``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str):
+                if value in values:
+                    yield node, key
+            elif isinstance(value, dict | list):
+                yield from _string_leaves(value, values)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, str):
+                if value in values:
+                    yield node, i
+            elif isinstance(value, dict | list):
+                yield from _string_leaves(value, values)
+
+
+def scrub_log(text: str) -> str:
     """``text`` with every value any Redactor of this process learned (the last
-    ``REGISTRY_SIZE``) replaced by its mask: for logs and messages where no app is
-    at hand. Prefer ``Redactor.scrub`` where the app is known."""
+    ``REGISTRY_SIZE``) replaced by its mask: for the operator's own log lines (and
+    a CLI process's own stderr, which only its user reads), never for text an
+    app's users see. That goes through the app's ``Redactor.scrub`` (in the engine:
+    ``gitmoor.engine.scrub_message``), or the scrub would tell a tenant which of
+    the strings their pod prints are other apps' Secret values, and link apps by
+    their masks."""
     return _REGISTRY.scrub(text)
 
 
@@ -509,15 +593,15 @@ class ScrubFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: logging reports it itself
             return True
-        clean = scrub(message)
+        clean = scrub_log(message)
         if clean != message or record.args:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = scrub(record.exc_text)
+            record.exc_text = scrub_log(record.exc_text)
         if record.stack_info:
-            record.stack_info = scrub(record.stack_info)
+            record.stack_info = scrub_log(record.stack_info)
         return True
 
 

@@ -16,10 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gitmoor import __version__
 from gitmoor.model import GitmoorError, UserInputError
-from gitmoor.secrets.redact import scrub
 from gitmoor.server.deps import client_address
 from gitmoor.server.headers import SecurityHeaders
 from gitmoor.server.limits import BodyLimit
+from gitmoor.server.redaction import RequestApps, scrub_request
 from gitmoor.server.state import ServerState
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ def create_app(
     # Bodies are read before authentication: cap them (gitmoor.server.limits).
     api.add_middleware(BodyLimit)
     api.add_middleware(SecurityHeaders)
+    # Which apps each request touched, for the error handlers' scrub below.
+    api.add_middleware(RequestApps)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -106,10 +108,11 @@ def create_app(
     # Every error detail goes through the one redaction policy (issue 13): an
     # error of the API server or of a tool can quote a value it refused
     # (``Invalid value: "..."``), and these handlers are the one way out of the
-    # API for every route's errors.
+    # API for every route's errors. Scrubbed by the Redactors of the apps the
+    # request touched only (gitmoor.server.redaction: no cross-app oracle).
     @api.exception_handler(UserInputError)
     async def _user_error(_: Request, e: UserInputError) -> JSONResponse:
-        return JSONResponse({"detail": scrub(str(e))}, status_code=400)
+        return JSONResponse({"detail": scrub_request(str(e))}, status_code=400)
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException) -> Response:
@@ -128,12 +131,12 @@ def create_app(
                 message=f"{request.method} {request.url.path}: {e.detail}",
             )
         if isinstance(e.detail, str):
-            e = StarletteHTTPException(e.status_code, scrub(e.detail), headers=e.headers)
+            e = StarletteHTTPException(e.status_code, scrub_request(e.detail), headers=e.headers)
         return await http_exception_handler(request, e)
 
     @api.exception_handler(GitmoorError)
     async def _gitmoor_error(_: Request, e: GitmoorError) -> JSONResponse:
-        return JSONResponse({"detail": scrub(str(e))}, status_code=502)
+        return JSONResponse({"detail": scrub_request(str(e))}, status_code=502)
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

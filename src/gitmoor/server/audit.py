@@ -13,8 +13,8 @@ Nothing here raises: an Event the API server refuses (quota, RBAC) is logged and
 dropped, and the request it records still succeeds. Messages are the caller's;
 no object content goes into them. A refusal's message can quote the API
 server, which may echo a value it refused, so each message goes through the
-one redaction policy (:func:`gitmoor.secrets.redact.scrub`, issue 13) before
-it is logged or written.
+one redaction policy (issue 13: the Redactors of the apps the request touched,
+:func:`gitmoor.server.redaction.scrub_request`) before it is logged or written.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from gitmoor.model import GitmoorError, ObjectRef
-from gitmoor.secrets.redact import scrub
+from gitmoor.server.redaction import scrub_request
 
 if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
@@ -74,7 +74,7 @@ class Audit:
         """``uid``: the target's, when the caller holds the object; otherwise it is
         read, since ``kubectl describe`` finds an object's Events by its uid."""
         where = str(target) if target is not None else "-"
-        message = scrub(message)
+        message = scrub_request(message)
         log.info(
             "event=audit who=%s action=%s target=%s address=%s result=%s message=%s",
             _word(who or "-"),

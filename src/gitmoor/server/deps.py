@@ -28,6 +28,7 @@ from fastapi import Depends, HTTPException, Request
 
 from gitmoor.server.auth.principal import Principal
 from gitmoor.server.auth.sessions import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Session
+from gitmoor.server.redaction import note_app
 
 if TYPE_CHECKING:
     from gitmoor.model.application import Application
@@ -148,4 +149,6 @@ def visible_app(state: ServerState, who: Principal, name: str, action: str = "ge
     if not allowed(state, who, "applications", "get", obj):
         raise HTTPException(403, f"permission denied: applications, {action}, {name}")
     authorize(state, who, "applications", action, obj)
+    # An error this request ends with is scrubbed by this app's Redactors (issue 13).
+    note_app(app)
     return app

@@ -4,10 +4,15 @@ Every route and page that shows an object of an app masks it with the app's
 ``Redactor`` (``gitmoor.engine.redactor_for``: Secret ``data``/``stringData``
 and the fields of the app's and its project's ``spec.redactions``), and every
 free text that may quote one (a condition, an Event, the API server's error,
-a pod's log) is scrubbed of the values the Redactors of this process learned.
-The masks are the engine's own (``<redacted:` + 8 hex + `>``, keyed per app),
-so the server's views and the controller's diffs show the same value the same
-way within one process, and a changed value as changed.
+a pod's log) is scrubbed of the values that app's Redactors learned, and of no
+other app's: a scrub over every value of the process would be an oracle (a
+tenant's pod printing a guess would see in its own logs whether it is another
+app's Secret value, and the mask would link the two apps). An error answer,
+where no app is at hand in the handler, is scrubbed by the Redactors of the apps
+the request touched (``visible_app`` notes each: ``note_app``). The masks are
+the engine's own (``<redacted:` + 8 hex + `>``, keyed per app), so the server's
+views and the controller's diffs show the same value the same way within one
+process, and a changed value as changed.
 
 ``showSecrets`` (the rendered manifests with their values) is for a caller who
 may read the Secrets themselves, not for whoever may ``get`` the app: Argo CD's
@@ -23,19 +28,21 @@ not match it; ``role:admin``'s ``*`` does.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from gitmoor.engine import redactor_for
+from gitmoor.engine import redactor_for, scrub_identity, scrub_message
 from gitmoor.kube import UnknownKindError
 from gitmoor.model import GitmoorError
 from gitmoor.model.project import DEFAULT_PROJECT
-from gitmoor.secrets.redact import scrub
 from gitmoor.settings import get_project
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from gitmoor.model import JSONDict, ObjectRef
     from gitmoor.model.application import Application
@@ -61,9 +68,51 @@ async def app_redactor(state: ServerState, app: Application) -> Redactor:
 
 
 def scrubbed(redactor: Redactor, text: str) -> str:
-    """``text`` scrubbed of the app's learned values (with the app's masks), then of
-    every value another Redactor of the process learned."""
-    return scrub(redactor.scrub(text)) if text else text
+    """``text`` scrubbed of the values the app's Redactors learned (with the app's
+    masks): ``redactor`` and the app's others (other rule sets), no other app's."""
+    return scrub_identity(redactor.app, redactor.scrub(text)) if text else text
+
+
+# The apps the current request touched (set per request by ``RequestApps``).
+_request_apps: contextvars.ContextVar[list[Application] | None] = contextvars.ContextVar(
+    "gitmoor_request_apps", default=None
+)
+
+
+def note_app(app: Application) -> None:
+    """Remember that the current request concerns ``app`` (``visible_app`` calls
+    it), so that an error it ends with is scrubbed by the app's Redactors."""
+    apps = _request_apps.get()
+    if apps is not None and not any(a.uid == app.uid and a.name == app.name for a in apps):
+        apps.append(app)
+
+
+def scrub_request(text: str) -> str:
+    """``text`` (an error detail, an audit message) scrubbed by the Redactors of
+    the apps the current request touched, and no other. A request that touched no
+    app has no app values to hide from its caller."""
+    for app in _request_apps.get() or ():
+        text = scrub_message(app, text)
+    return text
+
+
+class RequestApps:
+    """ASGI middleware: a fresh list of touched apps per request. A list, not a
+    value set later, so what a route notes is seen by the error handlers that run
+    outside it (Starlette's exception middleware sits inside this one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        token = _request_apps.set([])
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _request_apps.reset(token)
 
 
 def secret_read_action(ref: ObjectRef) -> str:

@@ -16,11 +16,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gitmoor.controller.notify import SYNC_FAILED, Notification, Notifier
+from gitmoor.engine import app_identity, redactor_for
+from gitmoor.model.application import (
+    Application,
+    AppSource,
+    Destination,
+    application_manifest,
+    parse_application,
+)
+from gitmoor.model.project import AppProject
 from gitmoor.model.redaction import RedactRule
-from gitmoor.secrets.redact import Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from gitmoor.secrets.redact import Redactor
 
 PASSWORD = "notify-redaction-pw-4b9e27"
 TOKEN = "notify-redaction-token-c03d58"
@@ -61,12 +71,25 @@ def receiver() -> Iterator[Receiver]:
         r.httpd.server_close()
 
 
-def _learn() -> Redactor:
-    """What the engine does while it compares an app: its Redactor masks (and so
-    learns) the app's Secret and the ConfigMap field a rule names."""
-    redactor = Redactor(
-        "apps/notify-redaction/uid-1", (RedactRule(kind="ConfigMap", fields=("data.*token*",)),)
+def _app(name: str, uid: str) -> Application:
+    manifest = application_manifest(
+        name, "apps", AppSource("https://git.example.com/notify.git"), Destination(name)
     )
+    manifest["metadata"]["uid"] = uid
+    return parse_application(manifest)
+
+
+APP = _app("notify-redaction", "uid-notify-1")
+
+
+def _learn() -> Redactor:
+    """What the engine does while it compares an app: its Redactor (the app's,
+    under its project's rules) masks, and so learns, the app's Secret and the
+    ConfigMap field a rule names."""
+    project = AppProject(
+        name="notify", redactions=(RedactRule(kind="ConfigMap", fields=("data.*token*",)),)
+    )
+    redactor = redactor_for(APP, project)
     redactor.learn(
         {
             "apiVersion": "v1",
@@ -109,7 +132,16 @@ templates:
             f"ConfigMap settings: token {TOKEN} refused"
         )
         notifier.notify(
-            Notification(SYNC_FAILED, "notify-redaction", "apps", "abc123", message, "", "")
+            Notification(
+                SYNC_FAILED,
+                "notify-redaction",
+                "apps",
+                "abc123",
+                message,
+                "",
+                "",
+                app_key=app_identity(APP),
+            )
         )
         await notifier.drain(10)
     finally:
@@ -131,3 +163,44 @@ templates:
     if format_ == "json":
         assert body["message"] == expected
         assert body["app"] == "notify-redaction"
+
+
+async def test_another_apps_notification_is_not_scrubbed_of_these_values(
+    receiver: Receiver,
+) -> None:
+    # A shared scrub would mask, in the other app's notification, a value it
+    # quotes that happens to be this app's: telling its readers it is one.
+    _learn()
+    other = _app("other-app", "uid-other-1")
+    notifier = Notifier(retries=0, timeout=5)
+    notifier.configure(
+        f"""
+webhooks:
+  - name: ops
+    url: {receiver.url}
+    format: json
+    on: [{SYNC_FAILED}]
+"""
+    )
+    runner = asyncio.create_task(notifier.run())
+    try:
+        message = f"printed {PASSWORD}"
+        notifier.notify(
+            Notification(
+                SYNC_FAILED,
+                "other-app",
+                "apps",
+                "abc",
+                message,
+                "",
+                "",
+                app_key=app_identity(other),
+            )
+        )
+        await notifier.drain(10)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    (raw,) = receiver.bodies
+    assert json.loads(raw)["message"] == f"printed {PASSWORD}"
+    assert b"app_key" not in raw and b"uid-other-1" not in raw

@@ -13,13 +13,15 @@ import pytest
 
 from gitmoor.model.redaction import RedactRule
 from gitmoor.secrets.redact import (
+    LAST_APPLIED,
     MASK_LEN,
     REGISTRY_SIZE,
     Redactor,
+    ScrubFilter,
     _ValueIndex,
     install_log_filter,
     is_mask,
-    scrub,
+    scrub_log,
 )
 
 MASK_RE = re.compile(r"<redacted:[0-9a-f]{8}>")
@@ -253,8 +255,20 @@ def test_scrub_replaces_learned_values_and_their_base64() -> None:
     clean = r.scrub(text)
     assert "pl41n-s3cret" not in clean and b64("pl41n-s3cret") not in clean
     assert clean == f"error: value {mask} rejected; data was {mask}"
-    # The process-wide scrub knows it too (logs, where no app is at hand).
-    assert scrub(text) == clean
+    # The process-wide scrub knows it too (the operator's own log lines).
+    assert scrub_log(text) == clean
+
+
+def test_another_apps_redactor_does_not_scrub_a_value_it_never_learned() -> None:
+    # The oracle a shared scrub would be: a tenant's pod prints candidate
+    # strings and reads, in its own app's logs, which ones are another app's
+    # Secret values (and, by the mask, which app's).
+    theirs = Redactor("other/victim/uid-v")
+    theirs.learn(secret({"p": "victim-pw-31337"}))
+    mine = Redactor("tenant/attacker/uid-a")
+    printed = "guess victim-pw-31337 guess other-guess"
+    assert mine.scrub(printed) == printed
+    assert theirs.mask_value("victim-pw-31337") not in mine.scrub(printed)
 
 
 def test_learn_without_copying_makes_values_scrubbable() -> None:
@@ -347,10 +361,95 @@ def test_the_root_filter_sees_records_of_child_loggers() -> None:
         logging.getLogger("gitmoor.some.child").error("quoted root-secret-77")
     finally:
         root.removeHandler(handler)
+        # The root's filter would outlive this test and scrub every later test's
+        # log records of the values learned here ("admin", say).
+        for f in [f for f in root.filters if isinstance(f, ScrubFilter)]:
+            root.removeFilter(f)
+        for h in root.handlers:
+            for f in [f for f in h.filters if isinstance(f, ScrubFilter)]:
+                h.removeFilter(f)
     assert "root-secret-77" not in stream.getvalue()
     assert r.mask_value("root-secret-77") in stream.getvalue()
 
 
 @pytest.mark.parametrize("text", ["", "abc", "no values here at all"])
 def test_scrub_leaves_text_without_learned_values(text: str) -> None:
-    assert scrub(text) == text
+    assert scrub_log(text) == text
+
+
+# --- values that were encrypted in Git, in any kind ---------------------------------
+
+DECRYPTED = "sops-decrypted-pw-5512"
+
+
+def test_a_decrypted_value_is_masked_in_a_configmap_and_a_custom_resource() -> None:
+    # A configMapGenerator fed by an encrypted .env, an encrypted CR: no rule
+    # names them, but the render says which values were encrypted.
+    r = Redactor("shop/app/uid-sv")
+    r.learn_secret_values([DECRYPTED])
+    cm = configmap({"DB_PASSWORD": DECRYPTED, "DB_HOST": "db.shop"})
+    cr = {
+        "apiVersion": "example.com/v1",
+        "kind": "Database",
+        "metadata": {"name": "main", "annotations": {"note": DECRYPTED}},
+        "spec": {"users": [{"name": "app", "password": DECRYPTED}], "port": 5432},
+    }
+    assert r.covers(cm) and r.covers(cr)
+    masked_cm, masked_cr = r.mask(cm), r.mask(cr)
+    assert masked_cm is not None and masked_cr is not None
+    mask = r.mask_value(DECRYPTED)
+    assert masked_cm["data"] == {"DB_PASSWORD": mask, "DB_HOST": "db.shop"}
+    assert masked_cr["spec"] == {"users": [{"name": "app", "password": mask}], "port": 5432}
+    assert masked_cr["metadata"]["annotations"]["note"] == mask
+    assert DECRYPTED not in json.dumps([masked_cm, masked_cr])
+    assert cm["data"]["DB_PASSWORD"] == DECRYPTED, "mask copies"
+    # Learned for free text too.
+    assert r.scrub(f"Invalid value: {DECRYPTED}") == f"Invalid value: {mask}"
+
+
+def test_a_decrypted_value_never_masks_the_objects_identity() -> None:
+    r = Redactor("shop/app/uid-id")
+    r.learn_secret_values(["shop", "cfg", "v1", "ConfigMap", "s3cr3t-v4lue"])
+    cm = configmap({"k": "s3cr3t-v4lue"})
+    out = r.mask(cm)
+    assert out is not None
+    assert (out["apiVersion"], out["kind"]) == ("v1", "ConfigMap")
+    assert out["metadata"] == {"name": "cfg", "namespace": "shop"}
+    assert is_mask(out["data"]["k"])
+
+
+def test_an_object_without_a_decrypted_value_is_not_covered() -> None:
+    r = Redactor("shop/app/uid-nc")
+    r.learn_secret_values([DECRYPTED])
+    cm = configmap({"k": "plain", "n": "sops-decrypted-pw-5512 inside"})
+    assert not r.covers(cm), "only equal values: the digest key stays unkeyed for others"
+    assert r.mask(cm) == cm
+    assert not Redactor("shop/app/uid-none").covers(configmap({"k": DECRYPTED}))
+
+
+def test_a_decrypted_value_drops_the_last_applied_annotation() -> None:
+    r = Redactor("shop/app/uid-la")
+    r.learn_secret_values([DECRYPTED])
+    cm = configmap({"k": DECRYPTED})
+    cm["metadata"]["annotations"] = {LAST_APPLIED: json.dumps({"data": {"k": DECRYPTED}})}
+    out = r.mask(cm)
+    assert out is not None and "annotations" not in out["metadata"]
+
+
+def test_a_secret_keeps_its_own_masks_when_its_values_were_decrypted() -> None:
+    # The base64 form and the decoded value are both in secret_values; the data
+    # value still masks as its decoded bytes, as a stringData value of it does.
+    r = Redactor("shop/app/uid-sec")
+    r.learn_secret_values([DECRYPTED, b64(DECRYPTED)])
+    out = r.mask(secret({"p": DECRYPTED}))
+    string_out = r.mask(secret(stringData={"p": DECRYPTED}))
+    assert out is not None and string_out is not None
+    assert out["data"]["p"] == string_out["stringData"]["p"] == r.mask_value(DECRYPTED)
+
+
+def test_a_changed_decrypted_value_still_shows_as_changed() -> None:
+    r = Redactor("shop/app/uid-ch")
+    r.learn_secret_values([DECRYPTED, "sops-rotated-pw-7781"])
+    old, new = r.mask(configmap({"k": DECRYPTED})), r.mask(configmap({"k": "sops-rotated-pw-7781"}))
+    assert old is not None and new is not None
+    assert old["data"]["k"] != new["data"]["k"]

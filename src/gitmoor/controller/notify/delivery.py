@@ -12,10 +12,12 @@ its providers.
 Secrets: a webhook's headers (and often its URL: a Slack webhook URL is a
 credential) are never logged; logs name the webhook and its scheme://host:port.
 And no Secret value leaves in a message: each notification's fields and the
-text its template expands to go through the one redaction policy
-(:func:`gitmoor.secrets.redact.scrub`) when the body is built, the last moment
-before it leaves, so a value the controller learned while the notification
-waited in the queue is scrubbed too. A sync's message can quote the API
+text its template expands to go through the one redaction policy (the app's
+Redactors, :func:`gitmoor.engine.scrub_identity`, never another app's: a scrub
+over every app's values would tell whoever reads the channel which strings are
+other apps' Secret values) when the body is built, the last moment before it
+leaves, so a value the controller learned while the notification waited in the
+queue is scrubbed too. A sync's message can quote the API
 server's refusal of a value (``Invalid value: "..."``); Argo CD's notifications
 send such text as it is, issue 13 wants none of it to leave.
 """
@@ -39,8 +41,8 @@ from gitmoor.controller.notify.config import (
     parse_config,
 )
 from gitmoor.controller.notify.template import body_for, render
+from gitmoor.engine import scrub_identity
 from gitmoor.model import ObjectRef, UserInputError
-from gitmoor.secrets.redact import scrub
 
 if TYPE_CHECKING:
     from gitmoor.controller.notify.config import Webhook
@@ -88,13 +90,13 @@ class _Delivery:
 
 
 def scrubbed(n: Notification) -> Notification:
-    """``n`` with every field scrubbed of the Secret values this process has seen."""
+    """``n`` with every field scrubbed of the values its app's Redactors learned."""
     return dataclasses.replace(
         n,
         **{
-            f.name: scrub(value)
+            f.name: scrub_identity(n.app_key, value)
             for f in dataclasses.fields(n)
-            if isinstance(value := getattr(n, f.name), str)
+            if f.name != "app_key" and isinstance(value := getattr(n, f.name), str)
         },
     )
 
@@ -256,7 +258,7 @@ class Notifier:
                 continue
             # The template is the operator's, but two expanded fields side by side
             # can spell a value neither field holds alone: the text is scrubbed too.
-            text = scrub(render(cfg.templates[n.trigger], n))
+            text = scrub_identity(n.app_key, render(cfg.templates[n.trigger], n))
             body = json.dumps(body_for(webhook, n, text), ensure_ascii=False).encode()
             lane = self._lanes.get(webhook.name)
             if lane is None:

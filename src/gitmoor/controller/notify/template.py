@@ -12,7 +12,7 @@ commit message that contains ``{revision}`` stays as it is.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class Notification:
     message: str
     health: str
     sync: str
+    #: the app's redaction identity (``gitmoor.engine.app_identity``): the fields
+    #: are scrubbed by that app's Redactors only when the body is built. Never sent.
+    app_key: str = field(default="", repr=False)
 
 
 def render(template: str, n: Notification) -> str:

@@ -597,6 +597,8 @@ async def get_resource(
             live = None
         try:
             d = await state.engine.desired(app)
+            # Values decrypted from SOPS: masked on both sides, whatever the kind.
+            redactor.learn_secret_values(d.secret_values)
             revision = d.revision
             desired = next((m.obj for m in d.manifests if m.ref.key == key), None)
         except GitmoorError as e:
@@ -636,7 +638,9 @@ async def get_resource(
     description=(
         "What `gitmoor render` prints for the app: rendered at `revision` (default: "
         "its target) and prepared as a sync would apply it (tracking labels, namespace), "
-        "SOPS-encrypted files decrypted. Secret values, and the fields the app's and "
+        "SOPS-encrypted files decrypted. Secret values, every field holding a value that "
+        "was encrypted in git (whatever its kind: a ConfigMap from an encrypted env file), "
+        "and the fields the app's and "
         "its project's `spec.redactions` name, are masked as `<redacted:` + 8 hex + `>` "
         "(Argo CD's manifests route masks Secrets too). `showSecrets=true` shows them as "
         "rendered; it needs, besides `applications, get`, the right to read each such "
@@ -659,6 +663,10 @@ async def get_manifests(
     app = visible_app(state, who, name)
     desired = await state.engine.desired(app, revision or None)
     redactor = redactor_for(app, desired.project)
+    # Values decrypted from SOPS are hidden in whatever kind holds them (a ConfigMap
+    # from an encrypted env file), and showing them needs the same right as a
+    # Secret's (``covers`` is true for such an object).
+    redactor.learn_secret_values(desired.secret_values)
     objs = [m.obj for m in desired.manifests]
     if showSecrets:
         # Checked before the values are touched: every object the policy hides.

@@ -14,11 +14,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from gitmoor.engine import status_of
+from gitmoor.engine import scrub_message, status_of
 from gitmoor.model.application import Application
 from gitmoor.model.health import SyncStatus
 from gitmoor.model.status import ResourceEntry
-from gitmoor.secrets.redact import scrub
 from gitmoor.server.api.schemas import (
     AppDetail,
     AppList,
@@ -122,7 +121,7 @@ async def get_application(name: str, who: Caller, state: State) -> AppDetail:
         **summary(app, st).model_dump(),
         appsNamespace=app.namespace,
         syncOptions=list(app.spec.sync_policy.sync_options),
-        items=[resource_item(e) for e in entries],
+        items=[resource_item(app, e) for e in entries],
         history=[history_item(h) for h in reversed(st.history)],
         operation=OperationView(
             phase=op.phase.value,
@@ -172,9 +171,9 @@ async def get_diff(
             namespace=r.ref.namespace,
             name=r.ref.name,
             status=r.sync.value,
-            # The engine scrubs with the app's Redactor; the server scrubs what
-            # else this process learned (issue 13: one policy for every output).
-            message=scrub(r.message),
+            # The engine scrubs with the app's Redactor; the server does again with
+            # every Redactor of this app (and no other app's: issue 13).
+            message=scrub_message(app, r.message),
             requiresPruning=r.requires_pruning,
             diff=r.diff.diff if r.diff is not None else "",
         )

@@ -6,8 +6,9 @@ come from spell them. Everything here is built from the typed status
 
 Free text of the status (health, operation, condition and per-object messages)
 can quote the API server or a tool, and so a value: it goes through the one
-redaction policy (:func:`gitmoor.secrets.redact.scrub`, issue 13) here, where
-every view of an app (its JSON, the list, the SSE stream, the UI) is built.
+redaction policy (:func:`gitmoor.engine.scrub_message`, issue 13: the app's own
+Redactors, never another app's) here, where every view of an app (its JSON, the
+list, the SSE stream, the UI) is built.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gitmoor.engine import status_of
+from gitmoor.engine import scrub_message, status_of
 from gitmoor.model.application import Application
 from gitmoor.model.status import AppStatus, HistoryEntry, ResourceEntry
-from gitmoor.secrets.redact import scrub
 from gitmoor.source import redact_url
 
 
@@ -176,9 +176,9 @@ def summary(app: Application, st: AppStatus | None = None) -> AppSummary:
         sync=st.sync_status,
         revision=st.sync_revision,
         health=st.health_status or "Unknown",
-        healthMessage=scrub(st.health_message),
+        healthMessage=scrub_message(app, st.health_message),
         operationPhase=op.phase.value if op is not None else "",
-        operationMessage=scrub(op.message) if op is not None else "",
+        operationMessage=scrub_message(app, op.message) if op is not None else "",
         automated=auto is not None,
         automatedPrune=bool(auto and auto.prune),
         automatedSelfHeal=bool(auto and auto.self_heal),
@@ -186,11 +186,12 @@ def summary(app: Application, st: AppStatus | None = None) -> AppSummary:
         operationRequested=app.operation is not None,
         reconciledAt=st.reconciled_at,
         resources=st.total,
-        conditions=[scrub(f"{c.type}: {c.message}") for c in st.conditions],
+        conditions=[scrub_message(app, f"{c.type}: {c.message}") for c in st.conditions],
     )
 
 
-def resource_item(e: ResourceEntry) -> ResourceItem:
+def resource_item(app: Application, e: ResourceEntry) -> ResourceItem:
+    """One object of ``app``; its messages scrubbed of the app's values only."""
     return ResourceItem(
         group=e.ref.group,
         kind=e.ref.kind,
@@ -198,8 +199,8 @@ def resource_item(e: ResourceEntry) -> ResourceItem:
         name=e.ref.name,
         status=e.status,
         health=e.health,
-        healthMessage=scrub(e.health_message),
-        message=scrub(e.message),
+        healthMessage=scrub_message(app, e.health_message),
+        message=scrub_message(app, e.message),
         requiresPruning=e.requires_pruning,
     )
 

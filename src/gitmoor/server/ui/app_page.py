@@ -26,12 +26,13 @@ import yaml
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
+from gitmoor.engine import scrub_message
 from gitmoor.engine.store import app_ref
 from gitmoor.model import GitmoorError, JSONDict
-from gitmoor.secrets.redact import scrub
 from gitmoor.server.api import app_resources, apps
 from gitmoor.server.auth.sessions import Session  # at run time: FastAPI resolves PageSession
 from gitmoor.server.deps import server_state, visible_app
+from gitmoor.server.redaction import scrub_request
 from gitmoor.server.ui.pages import PageSession, render
 
 if TYPE_CHECKING:
@@ -85,8 +86,8 @@ def _fail(
     else:
         status, detail = 502, str(e)
     # The API's error handlers scrub; a page calls the routes' functions directly,
-    # so it scrubs here (the same policy: issue 13).
-    detail = scrub(detail)
+    # so it scrubs here (the same policy: issue 13, the request's apps only).
+    detail = scrub_request(detail)
     return render(request, template, session, status_code=status, status=status, detail=detail)
 
 
@@ -271,7 +272,7 @@ async def panel(
                 raw.pop("status", None)
             # The status quotes messages of the API server and tools (conditions,
             # operation, per-object): scrubbed as the API's views of it are.
-            ctx.update(text=scrub(_yaml(raw)), empty="")
+            ctx.update(text=scrub_message(app, _yaml(raw)), empty="")
         elif tab in ("live", "desired"):
             m = await app_resources.get_resource(
                 name, who, state, kind, object_name, group, "", namespace
@@ -351,7 +352,7 @@ async def _logs(
         )
     except HTTPException as e:
         # The form stays, so another container or a retry is one click away.
-        ctx.update(logs="", error=scrub(str(e.detail)), status=e.status_code)
+        ctx.update(logs="", error=scrub_request(str(e.detail)), status=e.status_code)
         return ctx
     body = response.body if isinstance(response.body, bytes) else bytes(response.body)
     ctx.update(logs=body.decode("utf-8", errors="replace"), error="")
