@@ -4,8 +4,8 @@ An app that names a decryption Secret (``spec.source.decryption``, Flux's
 ``spec.decryption``) is rendered from a private copy of its checkout in which
 every SOPS-encrypted file has been replaced by its plaintext:
 
-- **What is decrypted.** Every file of the repository (``.git`` aside) that
-  holds a SOPS document: YAML or JSON manifests with a top-level ``sops``
+- **What is decrypted.** Every file of the repository outside hidden
+  directories (``.git``; ``.venv`` in a working tree) that holds a SOPS document: YAML or JSON manifests with a top-level ``sops``
   block, dotenv files with ``sops_mac=``, INI files with a ``[sops]`` section,
   and sops's binary format (``{"data": "ENC[…]", "sops": {…}}``) under any
   other name. So an encrypted Secret manifest and an encrypted env file that a
@@ -23,7 +23,8 @@ every SOPS-encrypted file has been replaced by its plaintext:
   ``~/.config/sops/age/keys.txt`` of the controller's), shut in as every tool
   is (``proc``). sops verifies the MAC over the whole document.
 - **Errors** name the file (repo-relative) and what to do, and leave nothing
-  rendered: no key, a key for another recipient, a tampered value, a MAC
+  rendered, when the render reads that file (another team's file, encrypted for
+  a key this app does not hold, holds nothing up): no key, a key for another recipient, a tampered value, a MAC
   mismatch, a key that is not an age key, a file encrypted for PGP or a cloud
   KMS only. sops's complaint is never passed on raw.
 
@@ -113,7 +114,10 @@ def encrypted_files(root: Path) -> list[tuple[Path, str]]:
     read (no render reads them either)."""
     found: list[tuple[Path, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        # Hidden directories are skipped, as the directory renderer skips them:
+        # .git, and in a working tree .venv, .local and the like, thousands of
+        # files no render reads.
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath, name)
             try:
@@ -452,7 +456,12 @@ def check_no_sops(
                 own = _repo_file(m, app_path)
                 if own in failures:
                     raise failures[own]
-            for rel, err in failures.items():
+            # The app's own files first: a copy of the same file elsewhere in the
+            # repository holds the same MAC.
+            inside = f"{app_path.rstrip('/')}/" if app_path not in ("", ".") else ""
+            for rel, err in sorted(
+                failures.items(), key=lambda item: (not item[0].startswith(inside), item[0])
+            ):
                 # A failed file holds its ciphertext in the render's checkout.
                 with contextlib.suppress(OSError):
                     if root is None or token.encode() in (root / rel).read_bytes():

@@ -385,3 +385,24 @@ def test_a_render_error_quoting_a_decrypted_value_does_not_show_it(
         render_app(root, "chart", "rev", options)
     assert "bad password <redacted>" in e.value.message
     assert PLAIN not in e.value.message
+
+
+def test_the_app_s_own_file_is_named_when_a_copy_elsewhere_holds_the_same_mac(
+    tmp_path: Path, key: AgeKey
+) -> None:
+    # A kustomize app: its objects carry no file, so the failed file is found by
+    # its ciphertext, and an identical copy elsewhere must not be named instead.
+    root = tmp_path / "repo"
+    encrypted = _enc(SECRET, key, tmp_path)
+    _write(
+        root,
+        {
+            "app/kustomization.yaml": "resources: [secret.yaml]\n",
+            "app/secret.yaml": encrypted,
+            "_archive/old/secret.yaml": encrypted,  # walked before app/
+            ".cache/secret.yaml": "not: scanned\n" + encrypted,
+        },
+    )
+    missing = DecryptionKeys(secret="apps/k", missing="the decryption Secret apps/k does not exist")
+    with pytest.raises(UserInputError, match=r"^app/secret\.yaml is encrypted with SOPS, but"):
+        render_app(root, "app", "rev", RenderOptions(decryption=missing))
