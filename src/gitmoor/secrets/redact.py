@@ -454,7 +454,7 @@ class Redactor:
 
     def _secret_leaves(self, obj: JSONDict) -> Iterator[tuple[Any, Any]]:
         """Each (container, key) of a string leaf of ``obj`` equal to a value
-        ``learn_secret_values`` learned, outside the object's identity."""
+        ``learn_secret_values`` learned, outside the object's identity and labels."""
         values = self._secret_values
         if not values:
             return
@@ -463,7 +463,11 @@ class Redactor:
                 continue
             if key == "metadata" and isinstance(value, dict):
                 for mkey, mvalue in value.items():
-                    if mkey in ("name", "namespace"):
+                    # Not the identity, nor labels: labels name and select objects
+                    # (a selector copies them), and a decrypted value that equals
+                    # one (an app's name as its database user) would mask what
+                    # the object is in every view. Annotations may carry values.
+                    if mkey in ("name", "namespace", "labels"):
                         continue
                     if isinstance(mvalue, str):
                         if mvalue in values:

@@ -237,7 +237,7 @@ async def test_an_encrypted_secret_and_a_generator_fed_from_an_encrypted_env_fil
 #: What examples/apps/credentials holds once decrypted with the demo's key (public,
 #: demo only: src/gitmoor/demo/demo.agekey).
 DEMO_VALUES = {
-    "payments-db": {"username": "payments", "password": "demo-only-db-password-4f1c"},
+    "payments-db": {"username": "payments_rw", "password": "demo-only-db-password-4f1c"},
     "payments-api": {
         "API_TOKEN": "demo-only-api-token-9b7e",
         "WEBHOOK_SECRET": "demo-only-webhook-secret-2d05",
@@ -257,8 +257,7 @@ async def test_the_example_repository_s_encrypted_app_syncs_as_the_demo_sets_it_
     committed = "".join(p.read_text() for p in _files_under(env.repo.path / "apps"))
     for values in DEMO_VALUES.values():
         for value in values.values():
-            if value != "payments":  # the user name is also the app's label
-                assert value not in committed
+            assert value not in committed
     env.repo.commit(message="the example repository's credentials app")
 
     def run(*args: str) -> str:

@@ -453,3 +453,20 @@ def test_a_changed_decrypted_value_still_shows_as_changed() -> None:
     old, new = r.mask(configmap({"k": DECRYPTED})), r.mask(configmap({"k": "sops-rotated-pw-7781"}))
     assert old is not None and new is not None
     assert old["data"]["k"] != new["data"]["k"]
+
+
+def test_a_decrypted_value_that_equals_a_label_leaves_the_label_readable() -> None:
+    # An app's name used as its database user: the label still says what the
+    # object is (selectors copy it); the Secret's value is masked as ever.
+    r = Redactor("shop/db/uid")
+    r.learn_secret_values(["payments"])
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "labels": {"app.kubernetes.io/name": "payments"}},
+        "data": {"user": "payments"},
+    }
+    out = r.mask(cm)
+    assert out is not None
+    assert out["metadata"]["labels"] == {"app.kubernetes.io/name": "payments"}
+    assert out["data"] == {"user": r.mask_value("payments")}
