@@ -99,7 +99,8 @@ def render_app(
     open_app(root, path, revision)  # a bad path is refused before anything is decrypted
     if options.decryption is None:
         result = _render(root, path, revision, options)
-        check_no_sops(result.manifests, path)
+        if not options.keep_encrypted:
+            check_no_sops(result.manifests, path)
         if options.require_encrypted_secrets:
             check_encrypted_secrets(result.manifests, path, frozenset())
         return result

@@ -78,6 +78,10 @@ class RenderOptions:
     #: Refuse a Secret that was not encrypted in Git (the project's
     #: ``requireEncryptedSecrets``).
     require_encrypted_secrets: bool = False
+    #: Without decryption, render SOPS files as they are (``ENC[…]`` values and
+    #: a ``sops`` block) instead of refusing them: ``gitmoor lint`` checks a
+    #: repository without its keys. Never for a render that is applied.
+    keep_encrypted: bool = False
 
     def cache_key(self, renderer: str | None = None) -> str:
         """A canonical string of every field that can change what ``renderer`` (a
@@ -99,6 +103,7 @@ class RenderOptions:
         # Every renderer reads decrypted files: the keys count, by fingerprint.
         fields["decryption"] = self.decryption.fingerprint() if self.decryption else None
         fields["require_encrypted_secrets"] = self.require_encrypted_secrets
+        fields["keep_encrypted"] = self.keep_encrypted
         return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=repr)
 
 

@@ -406,3 +406,13 @@ def test_the_app_s_own_file_is_named_when_a_copy_elsewhere_holds_the_same_mac(
     missing = DecryptionKeys(secret="apps/k", missing="the decryption Secret apps/k does not exist")
     with pytest.raises(UserInputError, match=r"^app/secret\.yaml is encrypted with SOPS, but"):
         render_app(root, "app", "rev", RenderOptions(decryption=missing))
+
+
+def test_keep_encrypted_renders_sops_files_as_they_are_for_checks_without_keys(
+    tmp_path: Path, key: AgeKey
+) -> None:
+    root = tmp_path / "repo"
+    _write(root, {"app/secret.yaml": _enc(SECRET, key, tmp_path)})
+    (secret,) = render_app(root, "app", "rev", RenderOptions(keep_encrypted=True)).manifests
+    assert secret.obj["stringData"]["password"].startswith("ENC[AES256_GCM,")
+    assert "sops" in secret.obj
