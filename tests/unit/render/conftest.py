@@ -10,22 +10,13 @@ from pathlib import Path
 
 import pytest
 
-
-def _tools_bins() -> list[str]:
-    # Where testenv/build.sh puts helm, kwok, sops and age. A ``*.tmp`` directory
-    # is a build still running: its binaries may be half written.
-    cache = os.environ.get("GITMOOR_BIN_CACHE") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gitmoor"
-    )
-    return sorted(
-        str(p) for p in Path(cache).glob("tools/*/bin") if not p.parent.name.endswith(".tmp")
-    )
+from support.toolcache import tools_bins
 
 
 @pytest.fixture(scope="session", autouse=True)
 def tools_on_path() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
-        bins = _tools_bins()
+        bins = tools_bins()
         if bins:
             mp.setenv("PATH", os.pathsep.join([*bins, os.environ.get("PATH", "")]))
         yield

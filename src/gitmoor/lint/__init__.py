@@ -1,0 +1,19 @@
+"""``gitmoor lint``: pre-merge checks of a repository, without a cluster.
+
+Finds every app path (``discover``), renders it as the engine does with SOPS
+files left encrypted (``run``), checks each YAML file (``yamlcheck``) and each
+object against the built-in policy rules (``rules``), minus what the
+repository's configuration and the objects' annotations turn off (``config``),
+and writes the findings for people or machines (``output``).
+
+    lint(root, targets) -> LintReport
+    RULES: every rule by id (``findings.register`` adds one)
+
+Rule ids: GM0xx for YAML and rendering, GM1xx for policy; later slices (the
+OpenAPI schema, a project's required rules) add theirs to the same registry.
+"""
+
+from gitmoor.lint.findings import RULES, Finding, Rule, Severity, rule_named
+from gitmoor.lint.run import LintReport, lint
+
+__all__ = ["RULES", "Finding", "LintReport", "Rule", "Severity", "lint", "rule_named"]
