@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from gitmoor.cli import app_remote
 from gitmoor.cli._common import State, err, fail, make_engine, out, parse_bool, run, whoami
-from gitmoor.model import GitmoorError, SyncStatus, UserInputError
+from gitmoor.model import GitmoorError, UserInputError
 from gitmoor.model.application import (
     AppSource,
     Automated,
@@ -29,12 +29,26 @@ from gitmoor.model.redaction import Decryption
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from gitmoor.engine import SyncEvent, SyncResult
+    from gitmoor.cli.diff_report import AppReport
+    from gitmoor.engine import Engine, LocalTree, SyncEvent, SyncResult
     from gitmoor.kube import KubeClient
+    from gitmoor.model.application import Application
 
 app_cmd = typer.Typer(
     help="Create, inspect, diff, sync, roll back and delete Applications.", no_args_is_help=True
 )
+
+
+#: ``-o`` of ``app diff`` and ``diff --local``
+DiffFormat = Annotated[
+    str,
+    typer.Option(
+        "--output",
+        "-o",
+        help="text (unified diffs) or markdown (a summary table and collapsible "
+        "diffs, for a pull-request comment)",
+    ),
+]
 
 
 @app_cmd.command("create")
@@ -235,8 +249,13 @@ def app_get(
 def app_diff(
     name: str,
     revision: Annotated[
-        str | None, typer.Option(help="compare this revision instead of the target")
+        str | None,
+        typer.Option(
+            help="compare this revision instead of the target: a branch, a tag or a "
+            "commit (its full SHA)"
+        ),
     ] = None,
+    output_format: DiffFormat = "text",
 ) -> None:
     """Show what a sync would change, as unified diffs.
 
@@ -246,44 +265,43 @@ def app_diff(
 
     Exit code 0: no differences; 1: differences; 2: error (as `kubectl diff`).
     """
+    check_diff_format(output_format)
     if (api := app_remote.client()) is not None:
-        raise typer.Exit(app_remote.diff(api, name, revision))
-    from gitmoor.cli import output
-    from gitmoor.engine import scrub_message, store
+        raise typer.Exit(app_remote.diff(api, name, revision, output_format))
+    from gitmoor.engine import store
 
-    async def go(kube: KubeClient) -> int:
+    async def go(kube: KubeClient) -> AppReport:
         engine = make_engine(kube)
         a = await store.get_app(kube, name, State.namespace)
-        desired = await engine.desired(a, revision)
-        # The diff first: comparing teaches the app's Redactor the values a
-        # warning (kustomize's, helm's) might quote.
-        cmp = await engine.diff(a, desired=desired)
-        for w in desired.warnings:
-            text = scrub_message(a, w, desired.project)
-            err.print(f"[yellow]warning:[/yellow] {text}", markup=True)
-        changed = 0
-        for r in cmp.resources:
-            if r.sync is SyncStatus.SYNCED:
-                continue
-            changed += 1
-            if r.requires_pruning:
-                out.print(
-                    f"[bold]===== {r.ref} (requires pruning: no longer in Git) =====[/bold]",
-                    markup=True,
-                )
-            elif r.health.status.value == "Missing":
-                out.print(
-                    f"[bold]===== {r.ref} (missing: will be created) =====[/bold]", markup=True
-                )
-            elif r.message:
-                out.print(f"[bold]===== {r.ref} ({r.message}) =====[/bold]", markup=True)
-            if r.diff is not None and r.diff.diff:
-                output.print_diff(out, r.diff.diff)
-        summary = f"{changed} object(s) differ" if changed else "no differences"
-        err.print(f"{summary} at revision {desired.revision[:12]}")
-        return 1 if changed else 0
+        return await diff_report_of(engine, a, revision=revision)
 
-    raise typer.Exit(run(go))
+    from gitmoor.cli.diff_report import show_reports
+
+    report = run(go)
+    raise typer.Exit(show_reports([report], output_format))
+
+
+def check_diff_format(output_format: str) -> None:
+    if output_format not in ("text", "markdown"):
+        raise fail(f"unknown output format {output_format!r}: text or markdown")
+
+
+async def diff_report_of(
+    engine: Engine, app: Application, *, revision: str | None = None, local: LocalTree | None = None
+) -> AppReport:
+    """The app's diff at ``revision`` or of the working tree ``local``: what `app diff`
+    and `diff --local` show, through the one engine path (``Engine.desired``, then
+    ``Engine.diff``)."""
+    from gitmoor.cli.diff_report import AppReport, changes_of
+    from gitmoor.engine import LOCAL_REVISION, scrub_message
+
+    desired = await engine.desired(app, revision, local=local)
+    # The diff first: comparing teaches the app's Redactor the values a
+    # warning (kustomize's, helm's) might quote.
+    cmp = await engine.diff(app, desired=desired)
+    warnings = tuple(scrub_message(app, w, desired.project) for w in desired.warnings)
+    shown = desired.revision if desired.revision == LOCAL_REVISION else desired.revision[:12]
+    return AppReport(app.name, shown, changes_of(cmp), warnings)
 
 
 def _parse_resource(spec: str) -> tuple[str, str, str]:

@@ -245,8 +245,9 @@ def history(api: ApiClient, name: str, fmt: str) -> None:
     out.print(t)
 
 
-def diff(api: ApiClient, name: str, revision: str | None) -> int:
-    """Print the diff; 0: none, 1: differences (errors exit 2 in :func:`call`)."""
+def diff(api: ApiClient, name: str, revision: str | None, output_format: str = "text") -> int:
+    """Print the diff (``text`` or ``markdown``, as the kubeconfig path prints it); 0:
+    none, 1: differences (errors exit 2 in :func:`call`)."""
     from gitmoor.cli import output
 
     def go(c: ApiClient) -> tuple[JSON, JSON]:
@@ -266,6 +267,8 @@ def diff(api: ApiClient, name: str, revision: str | None) -> int:
         for r in detail.get("items") or []
     }
     items: list[JSON] = result.get("items") or []
+    if output_format == "markdown":
+        return _markdown_diff(name, result, items, health)
     for r in items:
         key = (r.get("group", ""), r.get("kind", ""), r.get("namespace", ""), r.get("name", ""))
         ref = _ref(r)
@@ -289,6 +292,29 @@ def diff(api: ApiClient, name: str, revision: str | None) -> int:
     summary = f"{changed} object(s) differ" if changed else "no differences"
     err.print(f"{summary} at revision {str(result.get('revision', ''))[:12]}")
     return 1 if changed else 0
+
+
+def _markdown_diff(
+    name: str, result: JSON, items: list[JSON], health: dict[tuple[Any, ...], Any]
+) -> int:
+    """The server's diff items as the pull-request comment ``app diff -o markdown``
+    prints on the kubeconfig path (the diffs are masked by the server)."""
+    from gitmoor.cli.diff_report import AppReport, Change, ObjectChange, show_reports
+
+    changes: list[ObjectChange] = []
+    for r in items:
+        key = (r.get("group", ""), r.get("kind", ""), r.get("namespace", ""), r.get("name", ""))
+        if r.get("requiresPruning"):
+            change = Change.REMOVED
+        elif health.get(key) == "Missing":
+            change = Change.ADDED
+        else:
+            change = Change.CHANGED
+        changes.append(
+            ObjectChange(_ref(r), change, str(r.get("message") or ""), str(r.get("diff") or ""))
+        )
+    revision = str(result.get("revision", ""))[:12]
+    return show_reports([AppReport(name, revision, tuple(changes))], "markdown")
 
 
 def _ref(r: JSON) -> str:

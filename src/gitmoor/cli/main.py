@@ -4,7 +4,7 @@ Every command that talks to a cluster takes ``--kubeconfig``/``--context``
 (default: ``$KUBECONFIG``, then ``~/.kube/config``, then the pod's service
 account) and ``--apps-namespace`` (where Applications live, default gitmoor).
 
-Exit codes: 0 success, 1 failure (and, for ``app diff``, "there are
+Exit codes: 0 success, 1 failure (and, for ``app diff`` and ``diff``, "there are
 differences", as ``kubectl diff``), 2 an error (bad input, cluster unreachable).
 
 The commands live in one module per command group (``app_cmd``, ``repo_cmd``,
@@ -29,8 +29,10 @@ from gitmoor.cli.admin_cmd import admin_cmd
 from gitmoor.cli.app_cmd import app_cmd
 from gitmoor.cli.cluster_cmd import cluster_cmd
 from gitmoor.cli.controller_cmd import controller
+from gitmoor.cli.diff_cmd import diff
 from gitmoor.cli.health_cmd import health
 from gitmoor.cli.install_cmd import install
+from gitmoor.cli.lint_cmd import lint
 from gitmoor.cli.login_cmd import login, logout
 from gitmoor.cli.proj_cmd import proj_cmd
 from gitmoor.cli.render_cmd import render
@@ -112,6 +114,8 @@ def _main(
 app.command("version")(version)
 app.command("install")(install)
 app.command("render")(render)
+app.command("lint")(lint)
+app.command("diff")(diff)
 app.command("controller")(controller)
 app.command("server")(server)
 app.command("health")(health)

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gitmoor.engine.app import (
+        LOCAL_REVISION,
         STALE_RUNNING,
         ClusterResolver,
         Desired,
         Engine,
+        LocalTree,
         options_for,
         running_silence,
     )
@@ -66,6 +68,8 @@ _WHERE = {
     "status_of": "operation",
     "Desired": "app",
     "Engine": "app",
+    "LOCAL_REVISION": "app",
+    "LocalTree": "app",
     "options_for": "app",
     "running_silence": "app",
     "Comparison": "compare",
@@ -90,6 +94,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "LOCAL_REVISION",
     "STALE_RUNNING",
     "Action",
     "ClusterResolver",
@@ -100,6 +105,7 @@ __all__ = [
     "DryRunCache",
     "Engine",
     "LastSync",
+    "LocalTree",
     "Move",
     "Phase",
     "Reason",

@@ -65,7 +65,7 @@ from gitmoor.model.status import (
     ref_of,
     summary_of,
 )
-from gitmoor.render import RenderCache, RenderOptions
+from gitmoor.render import RenderCache, RenderOptions, render_app
 from gitmoor.settings import get_project
 from gitmoor.settings.decryption import load_decryption_keys
 from gitmoor.settings.repos import credentials_for, load_credentials
@@ -101,6 +101,20 @@ class Desired:
     #: values that were encrypted in Git (``RenderResult.secret_values``): masked in
     #: every output whatever their kind. Memory only, never written or shown.
     secret_values: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+
+#: the revision a desired state rendered from a working tree carries (no commit)
+LOCAL_REVISION = "working-tree"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTree:
+    """A working tree to render instead of a commit: ``path`` (the app's directory,
+    relative) inside ``root`` (the repository's root, where the render's path
+    checks stop, so an overlay's ``../../base`` resolves as in the commit)."""
+
+    root: Path
+    path: str
 
 
 class ClusterResolver(Protocol):
@@ -251,11 +265,30 @@ class Engine:
                 tag = known[1]
         return commit, tag
 
-    async def desired(self, app: Application, revision: str | None = None) -> Desired:
+    async def desired(
+        self, app: Application, revision: str | None = None, *, local: LocalTree | None = None
+    ) -> Desired:
         """Resolve, fetch, render and prepare the app at ``revision`` (default: its target),
-        within what its project permits."""
+        within what its project permits.
+
+        ``local``: render that working tree instead of a commit (``gitmoor diff
+        --local``, Argo CD's ``argocd app diff --local``). No git request is made;
+        the project's checks, the app's decryption keys and ``prepare`` apply as
+        for a commit, so what the diff shows is what a sync of it would do. A
+        working tree is not a commit, so its render is not cached."""
         src = app.spec.source
         project, server = await self.admit(app)
+        if local is not None:
+            log.info(
+                "event=render_working_tree app=%s/%s root=%s path=%s",
+                app.namespace,
+                app.name,
+                local.root,
+                local.path,
+            )
+            return await self._prepared(
+                app, project, server, local.root, local.path, LOCAL_REVISION, None, cached=False
+            )
         creds = await self._creds_for(app)
         commit, tag = await self._git(
             "ls-remote", src.repo_url, self._resolve(app, revision, creds)
@@ -265,6 +298,23 @@ class Engine:
             src.repo_url,
             checkout_async(src.repo_url, commit, creds, cache_dir=self.git_cache_dir),
         )
+        return await self._prepared(app, project, server, root, src.path, commit, tag, cached=True)
+
+    async def _prepared(
+        self,
+        app: Application,
+        project: AppProject,
+        server: str,
+        root: Path,
+        path: str,
+        revision: str,
+        tag: str | None,
+        *,
+        cached: bool,
+    ) -> Desired:
+        """Render ``path`` of the tree ``root`` and prepare it: the one way from a tree
+        to a desired state, for a commit and for a working tree alike."""
+        src = app.spec.source
         decryption = src.decryption or project.decryption
         options = RenderOptions(
             release_name=src.helm.release_name or app.name,
@@ -276,9 +326,12 @@ class Engine:
             else await load_decryption_keys(self.kube, app.namespace, decryption),
             require_encrypted_secrets=project.require_encrypted_secrets,
         )
-        rendered = await asyncio.to_thread(
-            self.render_cache.get_or_render, root, src.path, commit, options
-        )
+        if cached:
+            rendered = await asyncio.to_thread(
+                self.render_cache.get_or_render, root, path, revision, options
+            )
+        else:
+            rendered = await asyncio.to_thread(render_app, root, path, revision, options)
         manifests = await prepare(
             app,
             rendered.manifests,
@@ -297,7 +350,7 @@ class Engine:
         # a ConfigMap or a custom resource is masked like a Secret's (issue 13).
         redactor_for(app, project).learn_secret_values(rendered.secret_values)
         return Desired(
-            commit, manifests, warnings, tag, project, secret_values=rendered.secret_values
+            revision, manifests, warnings, tag, project, secret_values=rendered.secret_values
         )
 
     # ------------------------------------------------------------ refresh
@@ -441,14 +494,20 @@ class Engine:
         return [r.to_dict() for r in op.sync_result.resources]
 
     async def diff(
-        self, app: Application, *, revision: str | None = None, desired: Desired | None = None
+        self,
+        app: Application,
+        *,
+        revision: str | None = None,
+        desired: Desired | None = None,
+        local: LocalTree | None = None,
     ) -> Comparison:
-        """Compare the app at ``revision`` (default: its target; or as ``desired``)
-        with the cluster, writing nothing: ``gitmoor app diff``. Objects whose kept
-        verdict still holds (same content, same resourceVersion) need no dry-run."""
+        """Compare the app at ``revision`` (default: its target; or as ``desired``, or
+        the working tree ``local``) with the cluster, writing nothing: ``gitmoor app
+        diff`` and ``gitmoor diff --local``. Objects whose kept verdict still holds
+        (same content, same resourceVersion) need no dry-run."""
         await self._seed_verdicts(app)
         if desired is None:
-            desired = await self.desired(app, revision)
+            desired = await self.desired(app, revision, local=local)
         return await compare_app(
             app,
             desired.revision,

@@ -52,6 +52,7 @@ from gitmoor.source.urls import (
     redact_url,
     validate_revision,
 )
+from gitmoor.source.worktree import origin_url
 
 __all__ = [
     "ENV_ALLOW_FILE_REPOS",
@@ -73,6 +74,7 @@ __all__ = [
     "get_cache",
     "match_credentials",
     "normalize_repo_url",
+    "origin_url",
     "parse_ls_remote",
     "parse_repo_url",
     "redact_url",
