@@ -6,7 +6,7 @@ CLUSTER_HOME ?= .local/cluster
 UI_DIR := src/gitmoor/server/ui
 CHROMIUM_MISSING := Chromium is missing: install Debian's `chromium` package (apt-get install chromium)
 
-.PHONY: help deps binaries chromium ui-vendor demo demo-down test test-unit lint cluster cluster-down cluster-status bench
+.PHONY: help deps binaries chromium ui-vendor demo demo-down test test-unit lint cluster cluster-down cluster-status schemas bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -60,6 +60,9 @@ cluster-down: deps ## stop the local control plane and remove its files
 
 cluster-status: deps ## is the local control plane up?
 	@$(UV) run python -m gitmoor.testenv status --home $(CLUSTER_HOME)
+
+schemas: cluster ## regenerate gitmoor lint's OpenAPI schemas from the local control plane's API server
+	@$(UV) run python -m gitmoor.lint.schemagen --kubeconfig $(CLUSTER_HOME)/kubeconfig
 
 bench: deps binaries ## run the benchmarks and print their figures
 	@$(UV) run python bench/run.py

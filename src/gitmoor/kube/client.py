@@ -413,6 +413,13 @@ class KubeClient:
             "GET", ar.path(ref.namespace, ref.name), concerns=str(ref), allow_404=True
         )
 
+    async def get_raw(self, path: str) -> JSONDict:
+        """A JSON document the server serves outside the resource paths
+        (``/version``, ``/openapi/v3`` and its group-version documents), as
+        ``kubectl get --raw`` reads it; ``path`` may carry its query
+        (``/openapi/v3/apis/apps/v1?hash=…``, the URL the index hands out)."""
+        return await self._request("GET", path, concerns=path) or {}
+
     async def list(
         self,
         ar: APIResource,
