@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["controlplane.py", "sync.py", "controller.py", "server.py", "decrypt.py"]
+BENCHES = ["controlplane.py", "sync.py", "controller.py", "server.py", "decrypt.py", "lint.py"]
 
 for name in BENCHES:
     print(f"== {name}", flush=True)

@@ -48,6 +48,36 @@ def lint(
     strict: Annotated[
         bool, typer.Option("--strict", help="warnings fail the run too (exit 1)")
     ] = False,
+    required_rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--required-rule",
+            metavar="RULE",
+            help="a policy rule the apps' project requires (its spec.requiredLintRules; "
+            "repeatable, or comma-separated): its findings are errors, and neither the "
+            "gitmoor.io/lint-ignore annotation nor .gitmoor-lint.yaml waives them, as at sync time",
+        ),
+    ] = None,
+    kubernetes_version: Annotated[
+        str | None,
+        typer.Option(
+            "--kubernetes-version",
+            metavar="X.Y",
+            help="check objects against the OpenAPI schemas of this Kubernetes version, "
+            "shipped with gitmoor (default: the newest shipped; an unknown one lists them)",
+            show_default=False,
+        ),
+    ] = None,
+    compare_overlays: Annotated[
+        bool,
+        typer.Option(
+            "--compare-overlays",
+            help="instead of the checks: for each base with several kustomize overlays "
+            "under PATH, a table of what differs between them (images per container, "
+            "replicas, resource requests and limits, ConfigMap data; Secret keys only, "
+            "never values); -o human or json",
+        ),
+    ] = False,
     root: Annotated[
         Path | None,
         typer.Option(
@@ -57,9 +87,11 @@ def lint(
         ),
     ] = None,
 ) -> None:
-    """Check YAML and policy rules of every app under PATH, rendered as gitmoor renders it.
+    """Check YAML, OpenAPI schemas and policy rules of every app under PATH, rendered as gitmoor renders it.
 
     No cluster is needed; SOPS files are checked as they are, without keys.
+    Objects are checked against the Kubernetes schemas shipped with gitmoor
+    (--kubernetes-version) and custom resources against the CRDs found under PATH.
 
     Exit 1 on errors (and warnings with --strict), 0 otherwise, 2 when lint cannot run.
 
@@ -68,6 +100,7 @@ def lint(
     """
     from gitmoor.lint import lint as run_lint
     from gitmoor.lint import output as formats
+    from gitmoor.lint.required import required_rules
     from gitmoor.model import GitmoorError
 
     targets = [p.resolve() for p in (paths or [Path.cwd()])]
@@ -78,8 +111,16 @@ def lint(
     for target in targets:
         if not target.is_relative_to(repo_root):
             raise fail(f"{target} is not inside the repository root {repo_root}")
+    if compare_overlays:
+        raise typer.Exit(_compare_overlays(repo_root, targets, output))
     try:
-        report = run_lint(repo_root, targets)
+        names = [n for given in required_rule or () for n in given.split(",") if n.strip()]
+        report = run_lint(
+            repo_root,
+            targets,
+            required=required_rules(names, "--required-rule"),
+            kubernetes_version=kubernetes_version,
+        )
     except GitmoorError as e:
         raise fail(str(e)) from None
     if output is LintFormat.human:
@@ -95,6 +136,50 @@ def lint(
     failing = report.errors() + (report.warnings() if strict else 0)
     if failing:
         raise typer.Exit(1)
+
+
+def _compare_overlays(root: Path, targets: list[Path], output: LintFormat) -> int:
+    """Print the overlay comparison; 1 when an overlay does not render, else 0
+    (differences are information: which ones are intended is the reader's call)."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from gitmoor.lint.overlays import column_names, compare_overlays
+    from gitmoor.model import GitmoorError
+
+    if output not in (LintFormat.human, LintFormat.json):
+        raise fail("--compare-overlays prints -o human or -o json")
+    try:
+        groups = compare_overlays(root, targets)
+    except GitmoorError as e:
+        raise fail(str(e)) from None
+    broken = any(g.errors for g in groups)
+    if output is LintFormat.json:
+        sys.stdout.write(json.dumps({"groups": [g.to_dict() for g in groups]}, indent=2) + "\n")
+        return 1 if broken else 0
+    if not groups:
+        out.print("no base with two or more overlays under the given paths")
+    for group in groups:
+        names = column_names(group.overlays)
+        out.print(
+            f"[bold]{escape(group.base)}[/bold]: {len(group.overlays)} overlays "
+            f"({escape(', '.join(group.overlays))})"
+        )
+        for overlay, message in group.errors.items():
+            out.print(
+                f"  [red]{escape(overlay)} does not render:[/red] {escape(message)}", markup=True
+            )
+        if not group.differences:
+            out.print("  no differences in images, replicas, resources or config")
+            continue
+        table = Table("object", "field", *map(escape, names))
+        for d in group.differences:
+            cells = (d.object, d.field, *(d.values.get(o, "") for o in group.overlays))
+            table.add_row(*map(escape, cells))
+        out.print(table)
+    return 1 if broken else 0
 
 
 def _git_root(p: Path) -> Path | None:

@@ -143,14 +143,26 @@ def proj_create(
             help="refuse a render that holds a Secret not encrypted in Git with SOPS",
         ),
     ] = False,
+    require_lint_rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require-lint-rule",
+            metavar="RULE",
+            help="a gitmoor lint policy rule (id such as GM102, or slug such as image-tag) "
+            "every app's render must pass before it syncs (spec.requiredLintRules; "
+            "repeatable; the gitmoor.io/lint-ignore annotation does not waive it)",
+        ),
+    ] = None,
     upsert: Annotated[
         bool, typer.Option("--upsert", help="replace the project if it exists")
     ] = False,
 ) -> None:
     """Create a project. With no --src or --dest it permits nothing: add them."""
+    from gitmoor.lint.required import required_rules
     from gitmoor.settings import create_project
 
     try:
+        lint_rules = required_rules(require_lint_rule or (), "--require-lint-rule")
         project = AppProject(
             name=name,
             namespace=State.namespace,
@@ -166,6 +178,7 @@ def proj_create(
             destination_service_accounts=tuple(_parse_sa(s) for s in dest_service_account or ()),
             decryption=Decryption(decryption_secret) if decryption_secret else None,
             require_encrypted_secrets=require_encrypted_secrets,
+            required_lint_rules=tuple(r.id for r in lint_rules),
         )
     except GitmoorError as e:
         raise fail(str(e)) from None
@@ -280,6 +293,7 @@ def proj_get(
             + ("; must be encrypted in Git" if project.require_encrypted_secrets else "")
             + (f"; {len(project.redactions)} redaction rule(s)" if project.redactions else ""),
         ),
+        ("Lint rules", ", ".join(project.required_lint_rules) or "- (none required)"),
     ]
     for label, value in lines:
         out.print(f"{label + ':':<15}{value}", markup=False)

@@ -342,6 +342,9 @@ class Engine:
             ),
         )
         projects.check_resources(project, manifests)
+        projects.check_lint_rules(
+            project, manifests, decrypted=rendered.secret_values, app_path=path
+        )
         # Annotation warnings (an Argo CD annotation overruled by gitmoor's, one
         # ignored as Argo CD ignores it) travel with the render's: shown by diff and
         # sync, and as the app's ComparisonWarning condition.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gitmoor.lint.required import check_required, required_rules
 from gitmoor.model import UserInputError
 from gitmoor.model.project import (
     DEFAULT_PROJECT,
@@ -142,6 +143,39 @@ def check_resources(project: AppProject, manifests: Sequence[Manifest]) -> None:
         )
 
 
+def check_lint_rules(
+    project: AppProject,
+    manifests: Sequence[Manifest],
+    *,
+    decrypted: frozenset[str] = frozenset(),
+    app_path: str = "",
+) -> None:
+    """Refuse a render that breaks a rule of ``spec.requiredLintRules``, naming
+    the rule, the first such object and its file: the check ``gitmoor lint
+    --required-rule`` runs before the merge (``gitmoor.lint.required``), run
+    again on what would be applied. An object's ``gitmoor.io/lint-ignore``
+    annotation does not waive it. A rule name the registry does not know
+    refuses every render of the project (a typo must not require nothing)."""
+    if not project.required_lint_rules:
+        return
+    try:
+        rules = required_rules(project.required_lint_rules, "spec.requiredLintRules")
+    except UserInputError as err:
+        raise ProjectViolation(
+            f"project {project.name}: {err.message}", concerns=f"project {project.name}"
+        ) from None
+    found = check_required(manifests, rules, decrypted=decrypted, app_path=app_path)
+    if found:
+        first = found[0]
+        at = f" (from {first.file}{f':{first.line}' if first.line else ''})" if first.file else ""
+        more = f" (and {len(found) - 1} more findings)" if len(found) > 1 else ""
+        raise ProjectViolation(
+            f"project {project.name}: {first.object}{at} breaks required lint rule "
+            f"{first.rule} ({first.slug}): {first.message}{more}",
+            concerns=f"project {project.name}",
+        )
+
+
 def sync_identity(project: AppProject, app: Application, server: str) -> ServiceAccount | None:
     """The ServiceAccount the app's sync, prune and hooks act as, or None for the
     engine's own identity (``destinationServiceAccounts``, Argo CD's sync
@@ -153,6 +187,7 @@ def sync_identity(project: AppProject, app: Application, server: str) -> Service
 __all__ = [
     "ProjectViolation",
     "check_destination",
+    "check_lint_rules",
     "check_resources",
     "check_source",
     "cluster_name",

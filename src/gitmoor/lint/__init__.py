@@ -2,15 +2,17 @@
 
 Finds every app path (``discover``), renders it as the engine does with SOPS
 files left encrypted (``run``), checks each YAML file (``yamlcheck``) and each
-object against the built-in policy rules (``rules``), minus what the
+object against its kind's OpenAPI schema (``schema``: the Kubernetes schemas
+shipped in ``schemas/``, made by ``schemagen``, and the repository's CRDs) and
+the built-in policy rules (``rules``), minus what the
 repository's configuration and the objects' annotations turn off (``config``),
 and writes the findings for people or machines (``output``).
 
     lint(root, targets) -> LintReport
     RULES: every rule by id (``findings.register`` adds one)
 
-Rule ids: GM0xx for YAML and rendering, GM1xx for policy; later slices (the
-OpenAPI schema, a project's required rules) add theirs to the same registry.
+Rule ids: GM0xx for YAML and rendering, GM1xx for policy, GM2xx for the
+OpenAPI schema; later slices add theirs to the same registry.
 """
 
 from gitmoor.lint.findings import RULES, Finding, Rule, Severity, rule_named

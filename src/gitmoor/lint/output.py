@@ -160,8 +160,11 @@ def to_junit(report: LintReport) -> str:
             objects[o.file].append(o.object)
     found: dict[tuple[str, str, str], list[Finding]] = defaultdict(list)
     loose: dict[str, list[Finding]] = defaultdict(list)
+    per_object = {r.id for r in policy}
     for f in report.findings:
-        if f.object and f.object in objects.get(f.file, []):
+        # Policy findings fill their object's test case; any other (YAML,
+        # schema, render) is a failed case of its own, so none goes missing.
+        if f.rule in per_object and f.object and f.object in objects.get(f.file, []):
             found[(f.file, f.rule, f.object)].append(f)
         else:
             loose[f.file].append(f)

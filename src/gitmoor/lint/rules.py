@@ -160,7 +160,7 @@ INGRESS_TLS = register(
 )
 
 #: where each workload kind keeps its pod spec
-_POD_SPEC: dict[str, Path] = {
+POD_SPEC: dict[str, Path] = {
     "Pod": ("spec",),
     "Deployment": ("spec", "template", "spec"),
     "StatefulSet": ("spec", "template", "spec"),
@@ -190,7 +190,7 @@ def _dict(value: object) -> JSON:
 
 def _containers(obj: JSON) -> Iterator[tuple[Path, JSON, bool]]:
     """(path, container, is_init) of every container of the object's pod spec."""
-    at = _POD_SPEC.get(str(obj.get("kind")))
+    at = POD_SPEC.get(str(obj.get("kind")))
     if at is None:
         return
     spec = _get(obj, at)
@@ -291,7 +291,7 @@ def check_privileged(obj: JSON, _: Sequence[JSON]) -> Iterator[Hit]:
 
 
 def _pod_spec(obj: JSON) -> tuple[Path, JSON] | None:
-    at = _POD_SPEC.get(str(obj.get("kind")))
+    at = POD_SPEC.get(str(obj.get("kind")))
     spec = _get(obj, at) if at is not None else None
     return (at, spec) if at is not None and isinstance(spec, dict) else None
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from gitmoor.lint.config import ignored_by_annotation, load_config
@@ -48,6 +48,7 @@ from gitmoor.lint.discover import (
 )
 from gitmoor.lint.findings import Finding, Rule, Severity, register
 from gitmoor.lint.rules import check_object
+from gitmoor.lint.schema import Schemas, check_schema
 from gitmoor.lint.yamlcheck import FileCheck, check_text, yaml_finding
 from gitmoor.model import GitmoorError, ObjectRef, UserInputError
 from gitmoor.render import RenderOptions, open_app, render_app
@@ -55,7 +56,7 @@ from gitmoor.render.directory import manifest_files
 from gitmoor.render.paths import read_text
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from gitmoor.model import Manifest
@@ -114,6 +115,11 @@ class _App:
     #: objects are written, unlike its patches
     resources: set[str] = field(default_factory=set)
     tree: AppTree | None = None
+    #: every object checked, (object, file, line, ref), for the schema check
+    #: that runs once the CRDs of every app are known (``_schema``)
+    checked: list[tuple[dict[str, Any], str, int, str]] = field(default_factory=list)
+    #: rule ids no annotation waives (``--required-rule``, ``required``)
+    required: frozenset[str] = frozenset()
 
     def file_check(self, path: Path, *, shape: bool) -> FileCheck:
         rel = path.relative_to(self.root).as_posix()
@@ -144,23 +150,52 @@ class _App:
         return any(not c.loaded for c in self.files.values())
 
 
-def lint(root: Path, targets: Sequence[Path], *, timeout: float = 120.0) -> LintReport:
-    """Lint every app under ``targets`` in the repository ``root`` (both resolved)."""
+def lint(
+    root: Path,
+    targets: Sequence[Path],
+    *,
+    timeout: float = 120.0,
+    required: Sequence[Rule] = (),
+    kubernetes_version: str | None = None,
+) -> LintReport:
+    """Lint every app under ``targets`` in the repository ``root`` (both resolved).
+
+    ``required``: rules a project requires (``spec.requiredLintRules``): their
+    findings are errors, and neither an object's annotation nor the
+    repository's configuration waives them (``required`` module).
+
+    ``kubernetes_version``: the shipped OpenAPI schemas to check against
+    (``1.37``; default the newest); an unknown one is a ``UserInputError``.
+    """
+    schemas = Schemas.load(kubernetes_version)
+    must = frozenset(r.id for r in required)
     started = time.monotonic()
     config = load_config(root)
     report = LintReport(apps=discover(root, targets))
     seen: set[tuple[str, str, str, str]] = set()
     policy: dict[str, list[Finding]] = {}
     bases: dict[str, set[str]] = {}
+    works: list[_App] = []
     for app in report.apps:
-        work = _lint_app(root, app, timeout)
+        work = _lint_app(root, app, timeout, must)
+        works.append(work)
         report.objects.extend(work.objects)
         report.findings.extend(work.findings)
         policy[app.path] = work.policy
         if app.kind == "kustomize":
             bases[app.path] = bases_of(root, root / app.path)
+    # A CR in one app may be defined by a CRD in another: the schema check
+    # waits for every app's objects. Its findings join the policy ones, so a
+    # base's object rendered through its overlays is reported once.
+    schemas.add_crds(obj for w in works for obj, *_ in w.checked)
+    for work in works:
+        work.policy.extend(_schema(work, schemas))
     report.findings.extend(_from_bases_once(policy, bases))
-    report.findings = [f for f in map(config.apply, report.findings) if f is not None]
+    report.findings = [
+        f
+        for f in (_as_required(f) if f.rule in must else config.apply(f) for f in report.findings)
+        if f is not None
+    ]
     unique: list[Finding] = []
     for f in sorted(report.findings, key=Finding.sort_key):
         key = (f.rule, f.file, f"{f.line}:{f.column}", f"{f.object}{f.message}")
@@ -205,8 +240,12 @@ def _from_bases_once(policy: dict[str, list[Finding]], bases: dict[str, set[str]
     return kept
 
 
-def _lint_app(root: Path, app: AppPath, timeout: float) -> _App:
-    work = _App(root, app)
+def _as_required(f: Finding) -> Finding:
+    return f if f.severity is Severity.ERROR else replace(f, severity=Severity.ERROR)
+
+
+def _lint_app(root: Path, app: AppPath, timeout: float, required: frozenset[str]) -> _App:
+    work = _App(root, app, required=required)
     app_dir = root / app.path
     if app.kind == "directory":
         tree = open_app(root, app.path, "local")
@@ -299,26 +338,29 @@ def _policy(
     work: _App, obj: dict[str, Any], objs: list[dict[str, Any]], file: str, line: int, ref: str
 ) -> None:
     work.objects.append(CheckedObject(file, ref))
+    work.checked.append((obj, file, line, ref))
     ignored = ignored_by_annotation(obj)
-    check = work.files.get(file)
     for hit in check_object(obj, objs):
-        if "all" in ignored or hit.rule.id in ignored:
-            continue
-        at_line, column = line, 0
-        if line and check is not None:
-            at_line, column, _ = check.locator.locate(line, hit.path)
-        work.policy.append(
-            Finding(
-                hit.rule.id,
-                hit.rule.severity,
-                hit.message,
-                hit.rule.fix,
-                file,
-                at_line,
-                column,
-                ref,
-            )
-        )
+        found = _located(work, hit, ignored, file, line, ref)
+        if found is not None:
+            work.policy.append(found)
+
+
+def _located(
+    work: _App, hit: Any, ignored: frozenset[str], file: str, line: int, ref: str
+) -> Finding | None:
+    """``hit`` (a policy or schema rule's) as a finding at its field's line where
+    the object's file is known; None when the object's annotation waives it and
+    the project does not require the rule."""
+    waived = "all" in ignored or hit.rule.id in ignored
+    if waived and hit.rule.id not in work.required:
+        return None
+    check = work.files.get(file)
+    at_line, column = line, 0
+    if line and check is not None:
+        at_line, column, _ = check.locator.locate(line, hit.path)
+    rule = hit.rule
+    return Finding(rule.id, rule.severity, hit.message, rule.fix, file, at_line, column, ref)
 
 
 def _render_finding(root: Path, app: AppPath, err: GitmoorError) -> Finding:
@@ -340,3 +382,14 @@ def _render_finding(root: Path, app: AppPath, err: GitmoorError) -> Finding:
     if isinstance(err, UserInputError) and file not in message and concerns and concerns != file:
         message = f"{concerns}: {message}" if concerns != app.path else message
     return Finding(RENDER_ERROR.id, RENDER_ERROR.severity, message, RENDER_ERROR.fix, file, line)
+
+
+def _schema(work: _App, schemas: Schemas) -> Iterator[Finding]:
+    """The OpenAPI findings of an app's objects, at the field's line where the
+    object's file is known (``schema``), waived by the annotation as policy is."""
+    for obj, file, line, ref in work.checked:
+        ignored = ignored_by_annotation(obj)
+        for hit in check_schema(obj, schemas):
+            found = _located(work, hit, ignored, file, line, ref)
+            if found is not None:
+                yield found

@@ -359,6 +359,10 @@ class AppProject:
     require_encrypted_secrets: bool = False
     #: fields masked in every output of every app of the project (``spec.redactions``)
     redactions: tuple[RedactRule, ...] = ()
+    #: ``gitmoor lint`` rules (ids or slugs, as written) every app's render must
+    #: pass before it syncs (``spec.requiredLintRules``); the engine, which may
+    #: import the lint registry, resolves and checks them (``model`` may not)
+    required_lint_rules: tuple[str, ...] = ()
     resource_version: str = ""
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
@@ -483,6 +487,8 @@ class AppProject:
             out["requireEncryptedSecrets"] = True
         if self.redactions:
             out["redactions"] = [r.to_dict() for r in self.redactions]
+        if self.required_lint_rules:
+            out["requiredLintRules"] = list(self.required_lint_rules)
         return out
 
     def to_manifest(self) -> dict[str, Any]:
@@ -551,6 +557,25 @@ def _group_kinds(value: Any, where: str) -> tuple[GroupKind, ...]:
     return tuple(out)
 
 
+#: a rule id (``GM102``) or slug (``image-tag``): the syntax only, the registry
+#: lives in ``gitmoor.lint``, a layer above this one
+_RULE_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9-]{0,62}\Z")
+
+
+def _rule_names(value: Any, where: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for i, item in enumerate(_list(value, where)):
+        name = _str(item, f"{where}[{i}]").strip()
+        if not _RULE_NAME.match(name):
+            raise UserInputError(
+                f"{where}[{i}] {item!r} is not a lint rule id or slug (GM102, image-tag)",
+                concerns=where,
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
 def parse_appproject(obj: dict[str, Any]) -> AppProject:
     """An AppProject from its object; UserInputError naming a malformed field."""
     meta = obj.get("metadata") or {}
@@ -613,6 +638,9 @@ def parse_appproject(obj: dict[str, Any]) -> AppProject:
             spec.get("requireEncryptedSecrets"), f"{where} spec.requireEncryptedSecrets"
         ),
         redactions=parse_redactions(spec.get("redactions"), f"{where} spec.redactions"),
+        required_lint_rules=_rule_names(
+            spec.get("requiredLintRules"), f"{where} spec.requiredLintRules"
+        ),
         resource_version=str(meta.get("resourceVersion", "")),
         raw=obj,
     )
