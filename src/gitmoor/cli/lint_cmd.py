@@ -11,11 +11,15 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gitmoor.cli._common import fail, out
+
+if TYPE_CHECKING:
+    from gitmoor.kube import KubeClient
+    from gitmoor.lint import LintReport
 
 
 class LintFormat(StrEnum):
@@ -78,6 +82,25 @@ def lint(
             "never values); -o human or json",
         ),
     ] = False,
+    server_dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--server-dry-run",
+            help="after the offline checks, send every rendered object to the cluster of "
+            "--kubeconfig/--context (global options) as a server-side apply with dryRun=All: "
+            "admission, quotas, validation rules and served CRDs judge it, nothing is "
+            "stored; each refusal is an error (GM301) with the server's message, Secret "
+            "values masked; an unreachable cluster exits 2",
+        ),
+    ] = False,
+    dry_run_namespace: Annotated[
+        str,
+        typer.Option(
+            "--dry-run-namespace",
+            metavar="NS",
+            help="with --server-dry-run: the namespace of namespaced objects that name none",
+        ),
+    ] = "default",
     root: Annotated[
         Path | None,
         typer.Option(
@@ -92,6 +115,9 @@ def lint(
     No cluster is needed; SOPS files are checked as they are, without keys.
     Objects are checked against the Kubernetes schemas shipped with gitmoor
     (--kubernetes-version) and custom resources against the CRDs found under PATH.
+
+    With --server-dry-run the cluster of --kubeconfig also judges every object
+    (server-side dry-run: admission, quotas, validation; nothing is stored).
 
     Exit 1 on errors (and warnings with --strict), 0 otherwise, 2 when lint cannot run.
 
@@ -111,6 +137,8 @@ def lint(
     for target in targets:
         if not target.is_relative_to(repo_root):
             raise fail(f"{target} is not inside the repository root {repo_root}")
+    if compare_overlays and server_dry_run:
+        raise fail("--compare-overlays and --server-dry-run do not go together")
     if compare_overlays:
         raise typer.Exit(_compare_overlays(repo_root, targets, output))
     try:
@@ -123,6 +151,8 @@ def lint(
         )
     except GitmoorError as e:
         raise fail(str(e)) from None
+    if server_dry_run:
+        _server_dry_run(report, dry_run_namespace)
     if output is LintFormat.human:
         formats.human(report, repo_root, out)
     else:
@@ -136,6 +166,22 @@ def lint(
     failing = report.errors() + (report.warnings() if strict else 0)
     if failing:
         raise typer.Exit(1)
+
+
+def _server_dry_run(report: LintReport, namespace: str) -> None:
+    """Add the cluster's refusals to ``report``; exit 2 when the cluster cannot
+    answer: a pull request must not pass on checks that did not run."""
+    from gitmoor.cli._common import run
+    from gitmoor.lint import server_dry_run
+    from gitmoor.model import GitmoorError
+
+    async def check(kube: KubeClient) -> None:
+        try:
+            await server_dry_run(kube, report, namespace=namespace)
+        except GitmoorError as e:
+            raise GitmoorError(f"--server-dry-run: {e}") from e
+
+    run(check)
 
 
 def _compare_overlays(root: Path, targets: list[Path], output: LintFormat) -> int:

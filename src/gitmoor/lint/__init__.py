@@ -9,13 +9,25 @@ repository's configuration and the objects' annotations turn off (``config``),
 and writes the findings for people or machines (``output``).
 
     lint(root, targets) -> LintReport
+    await server_dry_run(kube, report)   (adds the API server's refusals)
     RULES: every rule by id (``findings.register`` adds one)
 
 Rule ids: GM0xx for YAML and rendering, GM1xx for policy, GM2xx for the
-OpenAPI schema; later slices add theirs to the same registry.
+OpenAPI schema, GM3xx for the API server's own answer (``serverdryrun``:
+``--server-dry-run``, a server-side dry-run of every object).
 """
 
 from gitmoor.lint.findings import RULES, Finding, Rule, Severity, rule_named
 from gitmoor.lint.run import LintReport, lint
+from gitmoor.lint.serverdryrun import server_dry_run
 
-__all__ = ["RULES", "Finding", "LintReport", "Rule", "Severity", "lint", "rule_named"]
+__all__ = [
+    "RULES",
+    "Finding",
+    "LintReport",
+    "Rule",
+    "Severity",
+    "lint",
+    "rule_named",
+    "server_dry_run",
+]

@@ -83,6 +83,11 @@ def human(report: LintReport, root: Path, console: Console) -> None:
         f"[{style}]{errors} error(s), {warnings} warning(s)[/] in {len(report.apps)} app(s), "
         f"{len(report.objects)} object(s)"
     )
+    if report.server_seconds is not None:
+        console.print(
+            f"server-side dry-run: {report.server_checked} object(s) in "
+            f"{report.server_seconds:.2f} s"
+        )
 
 
 def to_json(report: LintReport) -> str:

@@ -92,6 +92,13 @@ class LintReport:
     findings: list[Finding] = field(default_factory=list)
     objects: list[CheckedObject] = field(default_factory=list)
     seconds: float = 0.0
+    #: every rendered object as (object, file, line, ref), for the checks that
+    #: run after the offline ones (``serverdryrun``)
+    rendered: list[tuple[dict[str, Any], str, int, str]] = field(default_factory=list)
+    #: ``--server-dry-run``: objects the API server checked, and how long it took
+    #: (None when it did not run); the human output's footer names both
+    server_checked: int = 0
+    server_seconds: float | None = None
 
     def errors(self) -> int:
         return sum(f.severity is Severity.ERROR for f in self.findings)
@@ -180,6 +187,7 @@ def lint(
         work = _lint_app(root, app, timeout, must)
         works.append(work)
         report.objects.extend(work.objects)
+        report.rendered.extend(work.checked)
         report.findings.extend(work.findings)
         policy[app.path] = work.policy
         if app.kind == "kustomize":
