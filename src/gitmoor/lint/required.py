@@ -29,13 +29,12 @@ files, and a render that fails is refused by the engine anyway.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gitmoor.lint.findings import RULES, Finding, Rule, Severity, rule_named
 from gitmoor.lint.rules import PLAINTEXT_SECRET, check_object
 from gitmoor.model import UserInputError
+from gitmoor.render import decoded_secret_values
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -66,25 +65,6 @@ def required_rules(names: Iterable[str], where: str = "requiredLintRules") -> tu
     return tuple(out)
 
 
-def _decoded_values(obj: dict[str, Any]) -> list[str]:
-    """A Secret's values as ``RenderResult.secret_values`` holds them: ``data``
-    decoded from base64, ``stringData`` as written."""
-    out: list[str] = []
-    for section in ("data", "stringData"):
-        values = obj.get(section)
-        for value in values.values() if isinstance(values, dict) else ():
-            if not isinstance(value, str):
-                continue
-            if section == "data":
-                try:
-                    out.append(base64.b64decode(value, validate=True).decode("utf-8", "replace"))
-                    continue
-                except (binascii.Error, ValueError):
-                    pass
-            out.append(value)
-    return out
-
-
 def check_required(
     manifests: Sequence[Manifest],
     rules: Sequence[Rule],
@@ -109,7 +89,7 @@ def check_required(
             if hit.rule.id not in wanted:
                 continue
             if hit.rule is PLAINTEXT_SECRET and decrypted:
-                values = _decoded_values(m.obj)
+                values = list(decoded_secret_values(m.obj))
                 if values and all(v in decrypted for v in values):
                     continue
             file = f"{prefix}{m.source.file}" if m.source is not None else ""

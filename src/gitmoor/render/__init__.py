@@ -14,6 +14,7 @@ and kustomize and helm run with no way out to the network (``proc``).
 from gitmoor.render.app import render_app, select_renderer
 from gitmoor.render.base import AppTree, DecryptionKeys, Renderer, RenderOptions
 from gitmoor.render.cache import RenderCache
+from gitmoor.render.decrypt import decoded_secret_values
 from gitmoor.render.directory import DirectoryRenderer
 from gitmoor.render.helm import HelmRenderer
 from gitmoor.render.kustomize import KustomizeRenderer
@@ -28,6 +29,7 @@ __all__ = [
     "RenderCache",
     "RenderOptions",
     "Renderer",
+    "decoded_secret_values",
     "open_app",
     "render_app",
     "select_renderer",

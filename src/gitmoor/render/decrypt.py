@@ -391,7 +391,10 @@ def scrub_values(err: UserInputError, values: frozenset[str]) -> UserInputError:
 # ------------------------------------------------------------ checks on the render
 
 
-def _secret_values(obj: JSONDict) -> Iterator[str]:
+def decoded_secret_values(obj: JSONDict) -> Iterator[str]:
+    """A Secret's values as ``RenderResult.secret_values`` holds them: ``data``
+    decoded from base64 (as written when it is not base64), ``stringData`` as
+    written."""
     for section in ("data", "stringData"):
         values = obj.get(section)
         if not isinstance(values, dict):
@@ -430,7 +433,7 @@ def _sops_token(obj: JSONDict) -> str | None:
             found = _ENC_TOKEN.search(leaf)
             return found.group(0) if found else leaf
     if obj.get("kind") == "Secret":
-        for value in _secret_values(obj):
+        for value in decoded_secret_values(obj):
             found = _ENC_TOKEN.search(value)
             if found:
                 return found.group(0)
@@ -497,7 +500,7 @@ def check_encrypted_secrets(
     for m in manifests:
         if m.ref.kind != "Secret" or m.ref.group:
             continue
-        values = list(_secret_values(m.obj))
+        values = list(decoded_secret_values(m.obj))
         if all(v in secret_values for v in values) and not _spelled_out(
             m, app_path, root, sops_files
         ):
