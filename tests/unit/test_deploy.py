@@ -24,8 +24,21 @@ from gitmoor.cli.main import app as cli
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
 PACKAGE_CRDS = REPO_ROOT / "src" / "gitmoor" / "crds"
-CRD_FILES = ("applications.yaml", "appprojects.yaml")
-IMAGE = "ghcr.io/gitmoor/gitmoor:0.1.0"
+CRD_FILES = ("applications.yaml", "applicationsets.yaml", "appprojects.yaml")
+
+
+def _image() -> str:
+    # `make image-pin` (image/pin.py) pins base/ and server/ to the built image's
+    # manifest digest; unpinned, the tag. Both Deployments must name the same one.
+    pin = re.search(
+        r"^  digest: (sha256:[0-9a-f]{64})$",
+        (DEPLOY / "base" / "kustomization.yaml").read_text(),
+        re.MULTILINE,
+    )
+    return f"ghcr.io/gitmoor/gitmoor@{pin.group(1)}" if pin else "ghcr.io/gitmoor/gitmoor:0.1.0"
+
+
+IMAGE = _image()
 TARGETS = (
     "deploy",
     "deploy/crds",
@@ -39,7 +52,7 @@ TARGETS = (
 BASE_KINDS = Counter(
     {
         "Namespace": 1,
-        "CustomResourceDefinition": 2,
+        "CustomResourceDefinition": 3,
         "ServiceAccount": 1,
         "Role": 1,
         "RoleBinding": 1,
@@ -163,11 +176,16 @@ def test_the_role_in_gitmoors_namespace(kubectl: str) -> None:
         for resource in r["resources"]
     }
     # Exactly what the controller uses (the integration test runs it under this
-    # Role and counts refused requests): no create/delete of Applications, no
-    # write of Secrets; ConfigMaps for its settings and the apps' inventories.
+    # Role and counts refused requests): create/delete of Applications only as
+    # ApplicationSets make and delete theirs, no write of Secrets; ConfigMaps for
+    # its settings and the apps' inventories.
+    app_verbs = frozenset({"get", "list", "watch", "create", "patch", "delete"})
     assert granted == {
-        ("gitmoor.io", "applications"): (frozenset({"get", "list", "watch", "patch"}), ()),
+        ("gitmoor.io", "applications"): (app_verbs, ()),
         ("gitmoor.io", "applications/status"): (frozenset({"patch"}), ()),
+        ("gitmoor.io", "applicationsets"): (frozenset({"get", "list", "watch", "patch"}), ()),
+        ("gitmoor.io", "applicationsets/status"): (frozenset({"patch"}), ()),
+        ("gitmoor.io", "applicationsets/finalizers"): (frozenset({"update"}), ()),
         ("gitmoor.io", "appprojects"): (frozenset({"get", "list", "watch"}), ()),
         ("", "secrets"): (frozenset({"get", "list", "watch"}), ()),
         ("", "configmaps"): (frozenset({"get", "list", "create", "patch", "delete"}), ()),

@@ -1,4 +1,4 @@
-"""`gitmoor app create|list|get|diff|sync|terminate-op|history|rollback|delete|set|suspend|resume`.
+"""`gitmoor app create|list|get|diff|sync|terminate-op|history|rollback|unpin|why|delete|set|suspend|resume`.
 
 Applications, spelt like Argo CD's ``argocd app …``. The commands are thin: the
 engine (:class:`gitmoor.engine.app.Engine`) and the store do the work, imported
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gitmoor.cli.diff_report import AppReport
-    from gitmoor.engine import Engine, LocalTree, SyncEvent, SyncResult
+    from gitmoor.engine import Engine, LocalTree, SyncEvent, SyncResult, TreeNode
     from gitmoor.kube import KubeClient
     from gitmoor.model.application import Application
 
@@ -109,6 +109,15 @@ def app_create(
         ),
     ] = "",
     upsert: Annotated[bool, typer.Option("--upsert", help="update the app if it exists")] = False,
+    finalizer: Annotated[
+        bool,
+        typer.Option(
+            "--finalizer/--no-finalizer",
+            help="add resources-finalizer.gitmoor.io: when the app is deleted by any means "
+            "(a parent app pruning it, kubectl delete), the controller deletes the objects it "
+            "owns first (Argo CD's resources-finalizer). Without it only `app delete` cascades",
+        ),
+    ] = False,
     from_argocd: Annotated[
         Path | None,
         typer.Option(
@@ -139,6 +148,7 @@ def app_create(
             "--helm-release": bool(helm_release),
             "--values": bool(helm_values),
             "--decryption-secret": bool(decryption_secret),
+            "--finalizer": finalizer,
         }
         if any(given.values()):
             flags = ", ".join(flag for flag, on in given.items() if on)
@@ -174,6 +184,16 @@ def app_create(
         else None,
         sync_options=tuple(sync_option or ()),
     )
+    if finalizer:
+        if app_remote.client() is not None:
+            # The API's create body has no metadata to carry it: refuse rather than
+            # create an app that silently keeps its objects when deleted.
+            raise fail(
+                "--finalizer reaches the cluster directly; it is not sent through --server yet"
+            )
+        from gitmoor.engine import RESOURCES_FINALIZER
+
+        manifest["metadata"]["finalizers"] = [RESOURCES_FINALIZER]
     _save_app(manifest, upsert)
 
 
@@ -226,8 +246,22 @@ def app_get(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="recompute status from Git and the cluster first")
     ] = False,
+    tree: Annotated[
+        bool,
+        typer.Option(
+            "--tree",
+            help="app of apps: show the app with the Applications and ApplicationSets it "
+            "declares, and theirs (each with sync, health and its own object count); a "
+            "cycle is marked, not followed",
+        ),
+    ] = False,
+    depth: Annotated[
+        int, typer.Option(min=0, help="with --tree, how many levels of children to show")
+    ] = 5,
 ) -> None:
     """Show one Application: source, status, resources, last operation, conditions."""
+    if tree:
+        return _print_tree(name, output_format, depth)
     if (api := app_remote.client()) is not None:
         return app_remote.get_app(api, name, output_format, refresh)
     from gitmoor.cli import output
@@ -243,6 +277,35 @@ def app_get(
         return dataclasses.replace(a, raw={**a.raw, "status": {**a.status, "resources": resources}})
 
     output.print_app(out, run(go), output_format)
+
+
+def _print_tree(name: str, output_format: str, depth: int) -> None:
+    """``app get NAME --tree``: one line per app, children indented under their parent."""
+    if output_format not in ("table", "wide", "json", "yaml"):
+        raise fail(f"--output takes one of table, wide, json, yaml, not {output_format!r}")
+    if app_remote.client() is not None:
+        raise fail("--tree reads the cluster directly; it is not served through --server yet")
+    from gitmoor.cli import output
+
+    root: TreeNode = run(lambda kube: make_engine(kube).tree(name, depth=depth))
+    if output_format in ("json", "yaml"):
+        output.dump(out, root.to_dict(), output_format)
+        return
+
+    def line(node: TreeNode, prefix: str, branch: str) -> None:
+        objects = "" if node.objects is None else f"  {node.objects} objects"
+        note = f"  ({node.note})" if node.note else ""
+        kind = "" if node.kind == "Application" else f"{node.kind} "
+        out.print(
+            f"{prefix}{branch}{kind}{node.name}  {node.sync}  {node.health}{objects}{note}",
+            markup=False,
+            highlight=False,
+        )
+        inner = prefix + ("" if not branch else ("   " if branch == "└─ " else "│  "))
+        for i, child in enumerate(node.children):
+            line(child, inner, "└─ " if i == len(node.children) - 1 else "├─ ")
+
+    line(root, "", "")
 
 
 @app_cmd.command("diff")
@@ -409,8 +472,20 @@ def app_sync(
     via_controller: Annotated[
         bool, typer.Option("--async", help="only request the sync; the controller runs it")
     ] = False,
+    ignore_dependencies: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-dependencies",
+            help="sync even though apps the app's spec.dependsOn names are not Synced and "
+            "Healthy (without it such a sync is refused, naming them)",
+        ),
+    ] = False,
 ) -> None:
     """Sync an app: apply (server-side) wave by wave, wait for health, prune.
+
+    An app whose spec.dependsOn names apps that are not Synced and Healthy at their
+    target is not synced: the command says which ("waiting for db (Progressing)")
+    and stops, unless --ignore-dependencies.
 
     Runs here and records the outcome in the app's status (operationState,
     history), as the controller would; --async requests it from the controller.
@@ -442,6 +517,10 @@ def app_sync(
         auto = a.spec.sync_policy.automated
         do_prune = prune if prune is not None else bool(auto and auto.prune)
         if via_controller:
+            if not dry_run:
+                # Refused here, as the API server refuses it, rather than by the
+                # controller after the command has returned.
+                await make_engine(kube).check_window(a)
             await store.set_operation(
                 kube,
                 a,
@@ -453,7 +532,8 @@ def app_sync(
                         "resources": [{"group": g, "kind": k, "name": n} for g, k, n in only or ()],
                     }
                     # Only when given: absent, the controller follows the app's choice.
-                    | ({} if force_conflicts is None else {"forceConflicts": force_conflicts}),
+                    | ({} if force_conflicts is None else {"forceConflicts": force_conflicts})
+                    | ({"ignoreDependencies": True} if ignore_dependencies else {}),
                     "initiatedBy": {"username": whoami()},
                 },
             )
@@ -467,7 +547,12 @@ def app_sync(
             timeout=timeout,
         )
         return await make_engine(kube).sync(
-            a, options, revision=revision, initiated_by=whoami(), progress=_printer(quiet)
+            a,
+            options,
+            revision=revision,
+            initiated_by=whoami(),
+            progress=_printer(quiet),
+            ignore_dependencies=ignore_dependencies,
         )
 
     result = run(go)
@@ -559,9 +644,22 @@ def app_rollback(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    pin: Annotated[
+        bool,
+        typer.Option(
+            "--pin",
+            help="keep automated sync on and pin the app to that revision "
+            "(spec.syncPolicy.pin): new commits are not applied until `gitmoor app unpin`",
+        ),
+    ] = False,
 ) -> None:
     """Sync the revision of a history entry, and switch automated sync off so the
     controller does not roll forward again (re-enable with `app set --auto-sync=true`).
+
+    With --pin, automation stays on and the app is pinned to that revision instead:
+    a new commit shows as "pinned at X; main is at Y (n commits ahead)" and is not
+    applied; drift from the pinned revision is still healed (selfHeal);
+    `gitmoor app unpin NAME` follows the branch again.
 
     Through a server, the controller runs it and this command follows it, as `app sync`."""
     if (api := app_remote.client()) is not None:
@@ -573,12 +671,18 @@ def app_rollback(
             force_conflicts=force_conflicts,
             timeout=timeout,
             quiet=quiet,
+            pin=pin,
         )
     from gitmoor.engine import SyncOptions, store
 
     async def go(kube: KubeClient) -> SyncResult:
         a = await store.get_app(kube, name, State.namespace)
-        if a.spec.sync_policy.automated is not None:
+        if pin:
+            err.print(
+                f"{name} is pinned to history entry {history_id}; automated sync stays on. "
+                f"`gitmoor app unpin {name}` follows the branch again"
+            )
+        elif a.spec.sync_policy.automated is not None:
             err.print(
                 f"automated sync of {name} is switched off for the rollback; "
                 f"`gitmoor app set {name} --auto-sync=true` re-enables it"
@@ -588,6 +692,7 @@ def app_rollback(
             history_id,
             initiated_by=whoami(),
             progress=_printer(quiet),
+            pin=pin,
             # allowEmpty off: a rollback switches automation (and its policy) off.
             options=SyncOptions.for_app(
                 a,
@@ -599,6 +704,67 @@ def app_rollback(
         )
 
     _finish(run(go))
+
+
+@app_cmd.command("unpin")
+def app_unpin(
+    name: Annotated[str, typer.Argument(help="the Application pinned by `app rollback --pin`")],
+) -> None:
+    """Remove the app's pin (spec.syncPolicy.pin): it follows its target revision again,
+    and automated sync applies the branch's newest commit."""
+    if app_remote.client() is not None:
+        raise fail(
+            "unpin is not available through the server yet; run with --core and a kubeconfig",
+            2,
+        )
+    from gitmoor.engine import store
+
+    async def go(kube: KubeClient) -> bool:
+        a = await store.get_app(kube, name, State.namespace)
+        if a.spec.sync_policy.pin is None:
+            return False
+        await make_engine(kube).unpin(a)
+        return True
+
+    if not run(go):
+        out.print(f"application {name} is not pinned")
+        return
+    out.print(f"application {name} unpinned: it follows its target revision again")
+
+
+@app_cmd.command("why")
+def app_why(
+    name: str,
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="text, json or yaml")
+    ] = "text",
+) -> None:
+    """Say why the app is, or is not, synced and healthy now, in a few lines.
+
+    From its status, its dependencies (spec.dependsOn), its project's sync windows
+    and its pin: suspended; pinned ("pinned at X; main is at Y (n commits ahead)");
+    a sync window and until when; dependencies not ready; a failed commit not
+    retried; a project refusal; a comparison error; a sync running and its step;
+    drift with selfHeal off; the objects that are not healthy, with their
+    messages; otherwise "Synced and Healthy at <revision>". The API
+    (GET /api/v1/applications/NAME/why) and the web UI show the same text."""
+    if output_format not in ("text", "json", "yaml"):
+        raise fail(f"unknown output format {output_format!r}: use text, json or yaml", 2)
+    if (api := app_remote.client()) is not None:
+        return app_remote.why(api, name, output_format)
+    from gitmoor.cli import output
+    from gitmoor.engine import store
+
+    async def go(kube: KubeClient) -> list[str]:
+        a = await store.get_app(kube, name, State.namespace)
+        return await make_engine(kube).why(a)
+
+    lines = run(go)
+    if output_format in ("json", "yaml"):
+        output.dump(out, {"name": name, "lines": lines}, output_format)
+        return
+    for line in lines:
+        out.print(escape(line))
 
 
 @app_cmd.command("delete")

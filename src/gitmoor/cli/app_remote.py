@@ -245,6 +245,19 @@ def history(api: ApiClient, name: str, fmt: str) -> None:
     out.print(t)
 
 
+def why(api: ApiClient, name: str, fmt: str) -> None:
+    """``gitmoor app why`` through the server (``GET …/why``): the same lines."""
+    from gitmoor.cli import output
+
+    answer: JSON = call(api, lambda c: c.get(_path(name, "why")))
+    lines = [str(line) for line in answer.get("lines") or []]
+    if fmt in ("json", "yaml"):
+        output.dump(out, {"name": name, "lines": lines}, fmt)
+        return
+    for line in lines:
+        out.print(escape(line))
+
+
 def diff(api: ApiClient, name: str, revision: str | None, output_format: str = "text") -> int:
     """Print the diff (``text`` or ``markdown``, as the kubeconfig path prints it); 0:
     none, 1: differences (errors exit 2 in :func:`call`)."""
@@ -447,6 +460,7 @@ def rollback(
     force_conflicts: bool | None,
     timeout: float,
     quiet: bool,
+    pin: bool = False,
 ) -> None:
     if force_conflicts is not None:
         raise fail(
@@ -458,9 +472,10 @@ def rollback(
     def go(c: ApiClient) -> tuple[JSON, JSON]:
         before: JSON = c.get(_path(name))
         accepted: JSON = c.post(
-            _path(name, "rollback"), json={"id": history_id, "prune": prune, "dryRun": False}
+            _path(name, "rollback"),
+            json={"id": history_id, "prune": prune, "dryRun": False, "pin": pin},
         )
-        if before.get("automated"):
+        if before.get("automated") and not pin:
             err.print(
                 f"automated sync of {name} is switched off for the rollback; "
                 f"`gitmoor app set {name} --auto-sync=true` re-enables it"

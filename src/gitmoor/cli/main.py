@@ -27,6 +27,8 @@ from gitmoor.cli._common import State
 from gitmoor.cli.account_cmd import account_cmd
 from gitmoor.cli.admin_cmd import admin_cmd
 from gitmoor.cli.app_cmd import app_cmd
+from gitmoor.cli.appset_cmd import appset_cmd
+from gitmoor.cli.bootstrap_cmd import bootstrap
 from gitmoor.cli.cluster_cmd import cluster_cmd
 from gitmoor.cli.controller_cmd import controller
 from gitmoor.cli.diff_cmd import diff
@@ -35,6 +37,7 @@ from gitmoor.cli.install_cmd import install
 from gitmoor.cli.lint_cmd import lint
 from gitmoor.cli.login_cmd import login, logout
 from gitmoor.cli.proj_cmd import proj_cmd
+from gitmoor.cli.promote_cmd import promote
 from gitmoor.cli.render_cmd import render
 from gitmoor.cli.repo_cmd import repo_cmd
 from gitmoor.cli.secret_cmd import secret_cmd
@@ -113,6 +116,8 @@ def _main(
 # Registration order is the order of `gitmoor --help`: commands, then groups.
 app.command("version")(version)
 app.command("install")(install)
+app.command("bootstrap")(bootstrap)
+app.command("promote")(promote)
 app.command("render")(render)
 app.command("lint")(lint)
 app.command("diff")(diff)
@@ -122,6 +127,7 @@ app.command("health")(health)
 app.command("login")(login)
 app.command("logout")(logout)
 app.add_typer(app_cmd, name="app")
+app.add_typer(appset_cmd, name="appset")
 app.add_typer(repo_cmd, name="repo")
 app.add_typer(cluster_cmd, name="cluster")
 app.add_typer(proj_cmd, name="proj")

@@ -1,4 +1,4 @@
-"""`gitmoor proj create|get|list|delete|add-destination|add-source|allow-cluster-resource|deny-cluster-resource`.
+"""`gitmoor proj create|get|list|delete|add-destination|add-source|allow-cluster-resource|deny-cluster-resource|windows`.
 
 AppProjects, shaped and spelt like Argo CD's (``argocd proj …``): what the
 Applications of a project may use. The rules themselves are enforced by the
@@ -294,6 +294,7 @@ def proj_get(
             + (f"; {len(project.redactions)} redaction rule(s)" if project.redactions else ""),
         ),
         ("Lint rules", ", ".join(project.required_lint_rules) or "- (none required)"),
+        ("Sync windows", _windows_summary(project)),
     ]
     for label, value in lines:
         out.print(f"{label + ':':<15}{value}", markup=False)
@@ -407,3 +408,237 @@ def proj_deny_cluster_resource(
         )
 
     _update(project, change, f"cluster-scoped {group}/{kind} denied")
+
+
+# ---------------------------------------------------------------- sync windows
+
+windows_cmd = typer.Typer(
+    help="Sync windows: when the project's apps may sync (Argo CD's `argocd proj windows`). "
+    "An active deny window, or allow windows none of which is active, stops automated "
+    "syncs and refuses manual ones unless the window says --manual-sync.",
+    no_args_is_help=True,
+)
+proj_cmd.add_typer(windows_cmd, name="windows")
+
+
+def _windows_summary(project: AppProject) -> str:
+    from datetime import UTC, datetime
+
+    from gitmoor.engine import active_windows
+
+    if not project.sync_windows:
+        return "- (syncs at any time)"
+    active = [w.text for w, on, _ in active_windows(project, datetime.now(UTC)) if on]
+    return (
+        f"{len(project.sync_windows)}, active now: "
+        + (", ".join(active) or "none")
+        + (f" (see `gitmoor proj windows list {project.name}`)")
+    )
+
+
+def _stamp(t: object) -> str:
+    from datetime import UTC, datetime
+
+    if not isinstance(t, datetime):
+        return "-"
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@windows_cmd.command("list")
+def windows_list(
+    project: Annotated[str, typer.Argument(help="the project whose windows to show")],
+    output_format: Annotated[
+        str, typer.Option("--output", "-o", help="table, json or yaml")
+    ] = "table",
+) -> None:
+    """List the project's sync windows: ID (what `delete` takes), whether each is active
+    now, and when it next closes (active) or opens (inactive), in UTC."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from gitmoor.cli import output
+    from gitmoor.engine import active_windows
+    from gitmoor.settings import get_project
+
+    if output_format not in ("table", "json", "yaml"):
+        raise fail(f"--output takes table, json or yaml, not {output_format!r}")
+    found = run(lambda kube: get_project(kube, project, State.namespace))
+    if found is None:
+        raise fail(f"project {project} not found in {State.namespace}", 1)
+    rows = active_windows(found, datetime.now(UTC))
+    if output_format in ("json", "yaml"):
+        output.dump(
+            out,
+            [
+                {
+                    "id": i,
+                    "active": on,
+                    ("closesAt" if on else "opensAt"): _stamp(t) if t else None,
+                    **w.to_dict(),
+                }
+                for i, (w, on, t) in enumerate(rows)
+            ],
+            output_format,
+        )
+        return
+    if not rows:
+        out.print(f"project {project} has no sync windows: its apps may sync at any time")
+        return
+    t = Table(
+        "ID",
+        "STATUS",
+        "KIND",
+        "SCHEDULE",
+        "DURATION",
+        "TIME ZONE",
+        "APPLICATIONS",
+        "NAMESPACES",
+        "CLUSTERS",
+        "MANUAL SYNC",
+        "NEXT",
+        box=None,
+    )
+    for i, (w, on, when) in enumerate(rows):
+        t.add_row(
+            str(i),
+            "Active" if on else "Inactive",
+            w.kind,
+            w.schedule,
+            w.duration,
+            w.time_zone or "UTC",
+            ",".join(w.applications) or "-",
+            ",".join(w.namespaces) or "-",
+            ",".join(w.clusters) or "-",
+            "Enabled" if w.manual_sync else "Disabled",
+            (f"closes {_stamp(when)}" if on else f"opens {_stamp(when)}")
+            if when
+            else ("always open" if on else "not within a year"),
+        )
+    out.print(t)
+
+
+@windows_cmd.command("add")
+def windows_add(
+    project: Annotated[str, typer.Argument(help="the project to add the window to")],
+    kind: Annotated[str, typer.Option("--kind", "-k", help="allow or deny")],
+    schedule: Annotated[
+        str,
+        typer.Option(
+            "--schedule",
+            help="when the window opens: five-field cron (minute hour day-of-month month "
+            "day-of-week), e.g. '0 22 * * *'",
+        ),
+    ],
+    duration: Annotated[
+        str, typer.Option("--duration", help="how long it stays open: 1h, 30m, 1h30m")
+    ],
+    applications: Annotated[
+        list[str] | None,
+        typer.Option("--applications", help="application name glob it applies to (repeatable)"),
+    ] = None,
+    namespaces: Annotated[
+        list[str] | None,
+        typer.Option("--namespaces", help="destination namespace glob (repeatable)"),
+    ] = None,
+    clusters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--clusters",
+            help="destination cluster glob: a registered name, in-cluster, or a server URL "
+            "(repeatable)",
+        ),
+    ] = None,
+    manual_sync: Annotated[
+        bool,
+        typer.Option("--manual-sync", help="let manual syncs through while this window blocks"),
+    ] = False,
+    time_zone: Annotated[
+        str, typer.Option("--time-zone", help="IANA zone the schedule is read in (default UTC)")
+    ] = "",
+    and_operator: Annotated[
+        bool,
+        typer.Option(
+            "--use-and-operator",
+            help="apply only to apps every given list matches (default: any list)",
+        ),
+    ] = False,
+    description: Annotated[str, typer.Option(help="why the window exists")] = "",
+) -> None:
+    """Add a sync window (as `argocd proj windows add`). It applies to the apps that
+    --applications, --namespaces or --clusters match: give at least one."""
+    from gitmoor.model.project import parse_sync_window
+
+    if not (applications or namespaces or clusters):
+        raise fail(
+            "give --applications, --namespaces or --clusters: a window that names none applies to no app"
+        )
+    raw: dict[str, object] = {
+        "kind": kind,
+        "schedule": schedule,
+        "duration": duration,
+        "applications": applications or [],
+        "namespaces": namespaces or [],
+        "clusters": clusters or [],
+        "manualSync": manual_sync,
+        "timeZone": time_zone,
+        "andOperator": and_operator,
+        "description": description,
+    }
+    try:
+        window = parse_sync_window(raw, "window")
+    except GitmoorError as e:
+        raise fail(str(e)) from None
+
+    def change(p: AppProject) -> AppProject:
+        return dataclasses.replace(p, sync_windows=(*p.sync_windows, window))
+
+    _update(project, change, f"sync window {window.text} added")
+
+
+@windows_cmd.command("delete")
+def windows_delete(
+    project: Annotated[str, typer.Argument(help="the project")],
+    window_id: Annotated[int, typer.Argument(metavar="ID", help="the ID `windows list` shows")],
+) -> None:
+    """Delete a sync window by its ID (its position in `windows list`)."""
+
+    def change(p: AppProject) -> AppProject:
+        if not 0 <= window_id < len(p.sync_windows):
+            raise UserInputError(
+                f"project {project} has no sync window {window_id} "
+                f"(it has {len(p.sync_windows)}; see `gitmoor proj windows list {project}`)"
+            )
+        return dataclasses.replace(
+            p, sync_windows=p.sync_windows[:window_id] + p.sync_windows[window_id + 1 :]
+        )
+
+    _update(project, change, f"sync window {window_id} deleted")
+
+
+def _set_manual(project: str, window_id: int, enabled: bool) -> None:
+    def change(p: AppProject) -> AppProject:
+        if not 0 <= window_id < len(p.sync_windows):
+            raise UserInputError(f"project {project} has no sync window {window_id}")
+        windows = list(p.sync_windows)
+        windows[window_id] = dataclasses.replace(windows[window_id], manual_sync=enabled)
+        return dataclasses.replace(p, sync_windows=tuple(windows))
+
+    state = "enabled" if enabled else "disabled"
+    _update(project, change, f"manual sync {state} on sync window {window_id}")
+
+
+@windows_cmd.command("enable-manual-sync")
+def windows_enable_manual_sync(
+    project: str, window_id: Annotated[int, typer.Argument(metavar="ID")]
+) -> None:
+    """Let manual syncs through window ID while it blocks (manualSync: true)."""
+    _set_manual(project, window_id, True)
+
+
+@windows_cmd.command("disable-manual-sync")
+def windows_disable_manual_sync(
+    project: str, window_id: Annotated[int, typer.Argument(metavar="ID")]
+) -> None:
+    """Refuse manual syncs while window ID blocks (manualSync: false)."""
+    _set_manual(project, window_id, False)

@@ -11,7 +11,13 @@ How an app gets processed (one worker at a time per app, see ``queue``):
   as an ``InvalidSpecError`` condition, as Argo CD names a spec it cannot use);
 - at once on a Git push (webhook) that touches its repository and revision;
 - within a second of a change to any object it manages, seen through the
-  watch cache of each destination cluster (``kube.cache``).
+  watch cache of each destination cluster (``kube.cache``);
+- when a child Application it created (app of apps) changes health or sync
+  status, appears or goes, so the parent's health follows its children's.
+
+An app being deleted is neither refreshed nor synced; when it carries the
+cascade finalizer (``resources-finalizer.gitmoor.io`` or Argo CD's), its objects
+are deleted and then the finalizer removed (``Engine.finalize``).
 
 Processing: run a requested operation; refresh (compare with the watch cache
 and the dry-run cache, so an unchanged app costs no API request); then the
@@ -22,6 +28,14 @@ automation of Argo CD's ``syncPolicy.automated``:
   ``self_heal_debounce`` seconds (5 s, Argo CD's default) after the previous sync;
 - a sync that failed at a commit is retried only under ``syncPolicy.retry``
   (limit, backoff duration × factor^n up to maxDuration), never in a loop.
+- issue 15 (the rules in ``gitmoor.engine.automation``): an app whose
+  ``spec.dependsOn`` apps are not Synced and Healthy waits, with a
+  ``SyncWaiting`` condition, and is queued the moment one of them changes (the
+  Application watch); a cycle gets a ``DependencyError`` condition on each
+  member; a project sync window that forbids automated syncs holds them until
+  it says, and the app is queued again then; ``rollbackOnDegraded`` pins the
+  app to its last Healthy revision and syncs it, once per failed commit
+  (``status.automation`` keeps what that rule needs between passes).
 
 Automated syncs take the fields they declare from other field managers
 (server-side apply with force), as Flux does: otherwise ``kubectl scale``
@@ -43,6 +57,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gitmoor.controller.queue import WorkQueue
@@ -51,13 +66,21 @@ from gitmoor.engine import (
     ComparisonSummary,
     DryRunCache,
     Engine,
+    Gates,
     LastSync,
     Move,
     Phase,
     Reason,
     SyncOptions,
     SyncResult,
+    automation_conditions,
+    being_deleted,
     decide,
+    dependency_state,
+    depends_on,
+    observe_health,
+    parent_of,
+    rollback_state,
     running_silence,
     status_of,
     store,
@@ -75,7 +98,7 @@ from gitmoor.model.application import (
     parse_application,
 )
 from gitmoor.model.project import AppProject, parse_appproject
-from gitmoor.model.status import SyncOperation
+from gitmoor.model.status import AutomationStatus, HistoryEntry, SyncOperation
 from gitmoor.settings import get_project, project_ref
 from gitmoor.settings.repos import credentials_from_secrets
 
@@ -125,6 +148,8 @@ class _AppState:
 
     generation: int = -1
     last_sync_at: float = 0.0
+    #: ``dependency_state`` as last seen: its change queues the app's dependents
+    readiness: str | None = None
 
 
 @dataclass
@@ -200,18 +225,41 @@ class Controller:
 
     def app_changed(self, obj: JSONDict, deleted: bool = False) -> None:
         name = obj.get("metadata", {}).get("name", "")
+        previous = self.apps.get(name)
         if deleted:
             self.apps.pop(name, None)
             self.state.pop(name, None)
+            self._child_moved(previous or obj)
             return
         self.apps[name] = obj
+        if previous is None or _health_and_sync(previous) != _health_and_sync(obj):
+            self._child_moved(obj)
         st = self.state.setdefault(name, _AppState())
+        readiness = dependency_state(obj)
+        if readiness != st.readiness:
+            # A dependency became ready (or stopped being): the apps that wait for
+            # it look again now, not at their next interval (spec.dependsOn).
+            st.readiness = readiness
+            for other, other_obj in self.apps.items():
+                if name in depends_on(other_obj):
+                    self.queue.add(other)
         generation = int(obj.get("metadata", {}).get("generation") or 0)
         # Writing `operation` bumps the generation too; status writes do not. A
         # refresh request (the annotation the server and CLI set) does not either.
-        if generation != st.generation or store.refresh_requested(obj):
+        # A deletion does bump it; being_deleted covers an app seen first that way.
+        if generation != st.generation or store.refresh_requested(obj) or being_deleted(obj):
             st.generation = generation
             self.queue.add(name)
+
+    def _child_moved(self, obj: JSONDict) -> None:
+        """An app of apps follows its children: when a child Application (created
+        by a parent, whose tracking id it carries) changes health or sync status,
+        appears or goes, the parent is queued, so its health rolls up within the
+        watch's delay, not at its next interval. Status writes do not bump the
+        child's generation, so nothing else would wake the parent."""
+        parent = parent_of(obj, self.namespace)
+        if parent and parent in self.apps:
+            self.queue.add(parent)
 
     def object_changed(self, key: Key, obj: JSONDict, deleted: bool) -> None:
         """A managed object changed in a destination cluster: its app looks again."""
@@ -273,6 +321,11 @@ class Controller:
             # generation and queues the app again); the user reads why on status.
             await self._report_invalid_spec(self.apps[name], e)
             return
+        if being_deleted(self.apps[name]):
+            # Neither refreshed nor synced while it goes (a self-heal would re-create
+            # what its finalizer deletes); its cascade finalizer, if any, is run.
+            await self._finalize(app)
+            return
         with contextlib.suppress(GitmoorError):
             # An unknown destination cluster is reported by refresh as a condition.
             await self._ensure_cache(app)
@@ -317,6 +370,16 @@ class Controller:
         finally:
             self.hooks.reconciled(app, time.monotonic() - started, outcome)
         self.queue.add_after(name, next_look)
+
+    async def _finalize(self, app: Application) -> None:
+        """Run the cascade finalizer of an app being deleted (``engine.children``):
+        its objects are deleted, then the finalizer removed; tried again with the
+        app's backoff while an object cannot be deleted yet."""
+        if await self.engine.finalize(app):
+            self.queue.forget(app.name)
+            log.info("event=app_finalized app=%s", app.name)
+            return
+        self.queue.add_after(app.name, self.queue.backoff(app.name))
 
     def _unwatched_progress(self, app: Application, comparison: Comparison) -> bool:
         """Is the app on its way to a health no watch will report? A sync ends once
@@ -403,7 +466,9 @@ class Controller:
         try:
             op = SyncOperation.from_dict(requested)
             if op.rollback_id is not None:
-                entry, app = await self.engine.prepare_rollback(app, op.rollback_id)
+                entry, app = await self.engine.prepare_rollback(
+                    app, op.rollback_id, pin=op.rollback_pin
+                )
                 source = entry.source if entry.source and entry.source.get("repoURL") else None
                 op = dataclasses.replace(op, revision=entry.revision, source=source)
             running = running_silence(app)
@@ -433,14 +498,44 @@ class Controller:
         golden cases): sync now, look again after a delay, or leave it."""
         st = self.state.setdefault(app.name, _AppState())
         last = LastSync.from_status(app.status, at=st.last_sync_at)
+        summary = ComparisonSummary.of(comparison)
+        status = status_of(app)
+        wall = datetime.now(UTC)
+        automation = observe_health(
+            status.automation, summary, status.history[-1] if status.history else None, wall
+        )
+        gates = await self._gates(app)
         decision = decide(
             app,
-            ComparisonSummary.of(comparison),
+            summary,
             last,
             time.monotonic(),
             self_heal_debounce=self.self_heal_debounce,
             error_backoff=self._peek_backoff(app.name),
+            gates=gates,
+            rollback=rollback_state(automation, wall),
         )
+        if decision.action is Move.ROLLBACK:
+            # Remembered before the rollback starts: a crash in between must not
+            # bring a second rollback of the same commit.
+            automation = dataclasses.replace(
+                automation,
+                rolled_back_from=(*automation.rolled_back_from[-9:], summary.revision),
+            )
+        app = await self.engine.record_automation(
+            app, automation, automation_conditions(decision, gates)
+        )
+        self.apps[app.name] = app.raw
+        if decision.reason in (Reason.WAITING_FOR_DEPENDENCIES, Reason.SYNC_WINDOW):
+            log.info(
+                "event=auto_sync_held app=%s reason=%s why=%r",
+                app.name,
+                decision.reason.value,
+                gates.dependencies or gates.window,
+            )
+        if decision.action is Move.ROLLBACK:
+            await self._rollback_on_degraded(app, summary.revision, decision.target, automation)
+            return
         if decision.reason is Reason.RETRY_AFTER_ERROR:
             # As it always was: the retry counts as one failure in the app's backoff
             # (reset by the next refresh that completes).
@@ -462,6 +557,62 @@ class Controller:
                 last.retry_count,
             )
 
+    async def _gates(self, app: Application) -> Gates:
+        """The dependency gate (from the watched Applications) and the project's
+        sync windows; a window that cannot be read holds nothing back (the
+        refresh reports a project it cannot load)."""
+        gates = await self.engine.dependency_gates(app, self.apps)
+        if app.spec.sync_policy.automated is None:
+            return gates
+        try:
+            window = await self.engine.window_gate(app)
+        except GitmoorError as e:
+            log.info("event=window_unreadable app=%s error=%s", app.name, e)
+            return gates
+        return dataclasses.replace(
+            gates,
+            window=window.window,
+            window_wait=window.window_wait,
+            window_until=window.window_until,
+        )
+
+    async def _rollback_on_degraded(
+        self, app: Application, failed: str, target: str, automation: AutomationStatus
+    ) -> None:
+        """``rollbackOnDegraded``: pin the app to the last Healthy revision (with the
+        source it was deployed from) and sync it, recording why in the history."""
+        auto = app.spec.sync_policy.automated
+        assert auto is not None and auto.rollback_on_degraded_after is not None
+        reason = (
+            f"rollback-on-degraded: {failed[:12]} was Degraded for more than "
+            f"{auto.rollback_on_degraded_after:g}s; back to {target[:12]}, the last Healthy revision"
+        )
+        log.warning(
+            "event=rollback_on_degraded app=%s failed=%s target=%s",
+            app.name,
+            failed[:12],
+            target[:12],
+        )
+        entry = HistoryEntry(
+            automation.last_healthy_id, target, source=automation.last_healthy_source
+        )
+        app = await self.engine.pin(app, entry, reason=reason)
+        options = SyncOptions.for_app(app)
+        self.hooks.sync_started(app, target, "rollback-on-degraded")
+        op = SyncOperation(
+            revision=target,
+            prune=options.prune,
+            initiated_by="automated-rollback",
+            automated=True,
+            source=entry.source if entry.source and entry.source.get("repoURL") else None,
+            reason=reason,
+        )
+        app = await self.engine.start_sync(app, op, options=options)
+        self.apps[app.name] = app.raw
+        running, _ = await self._step_operation(app)
+        if running is not None:
+            self.queue.add_after(app.name, running)
+
     def _peek_backoff(self, name: str) -> float:
         """The app's next backoff delay, without counting a failure (``decide`` may
         not use it)."""
@@ -480,8 +631,14 @@ class Controller:
         options = SyncOptions.for_app(app)
         log.info("event=auto_sync app=%s revision=%s reason=%s", app.name, commit[:12], reason)
         self.hooks.sync_started(app, commit, reason)
+        pin = app.spec.sync_policy.pin
         op = SyncOperation(
-            revision=commit, prune=options.prune, initiated_by="automated", automated=True
+            revision=commit,
+            prune=options.prune,
+            initiated_by="automated",
+            automated=True,
+            # A pinned app heals to its pin, from the source recorded with it.
+            source=pin.source if pin is not None else None,
         )
         app = await self.engine.start_sync(app, op, options=options, retry_count=retry_count)
         self.apps[app.name] = app.raw
@@ -573,6 +730,17 @@ class Controller:
                 await cache.aclose()
             if self.shards is not None:
                 await self.shards.release()
+
+
+def _health_and_sync(obj: JSONDict) -> tuple[object, object]:
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        return None, None
+    health, sync = status.get("health"), status.get("sync")
+    return (
+        health.get("status") if isinstance(health, dict) else None,
+        sync.get("status") if isinstance(sync, dict) else None,
+    )
 
 
 async def run_controller(

@@ -6,7 +6,8 @@
   events and notifications are sent from background tasks);
 - an HTTP server (``--listen``) with ``POST /api/webhook`` (Git push events),
   ``GET /metrics`` and ``GET /healthz``;
-- optional sharding between replicas (``--replica-id``), one Lease each.
+- optional sharding between replicas (``--replica-id``), one Lease each;
+- the ApplicationSet controller (``appsets``), sharded the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import FastAPI
 
 from gitmoor import __version__
+from gitmoor.controller.appsets import AppSetController
 from gitmoor.controller.events import EventRecorder
 from gitmoor.controller.loop import Controller
 from gitmoor.controller.metrics import Metrics
@@ -267,6 +269,9 @@ async def serve_controller(
         clusters=clusters,
         shards=shards,
     )
+    # ApplicationSets in the same process, through the same engine (credentials from
+    # its watch cache, the same git cache) and the same shards.
+    appsets = AppSetController(kube, namespace, ctrl.engine, interval=interval, shards=shards)
     observers = Observers(metrics, events, notifier, ctrl.apps)
     ctrl.engine.on_git = lambda repo, request, seconds, failed: metrics.observe_git(
         repo, seconds, failed, request=request
@@ -311,7 +316,7 @@ async def serve_controller(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
     try:
-        await ctrl.run(stop)
+        await asyncio.gather(ctrl.run(stop), appsets.run(stop))
         log.info("event=controller_stopped")
     finally:
         if server is not None:

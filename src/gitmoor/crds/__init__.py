@@ -18,3 +18,9 @@ def appproject_crd() -> dict[str, Any]:
     text = resources.files("gitmoor.crds").joinpath("appprojects.yaml").read_text()
     crd: dict[str, Any] = yaml.safe_load(text)
     return crd
+
+
+def applicationset_crd() -> dict[str, Any]:
+    text = resources.files("gitmoor.crds").joinpath("applicationsets.yaml").read_text()
+    crd: dict[str, Any] = yaml.safe_load(text)
+    return crd

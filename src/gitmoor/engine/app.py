@@ -17,10 +17,12 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from gitmoor.engine import children, operation, projects, store
 from gitmoor.engine import inventory as inventory_store
-from gitmoor.engine import operation, projects, store
+from gitmoor.engine.automation import Gates, dependency_gates
 from gitmoor.engine.compare import (
     Comparison,
     DryRunCache,
@@ -43,6 +45,7 @@ from gitmoor.engine.sync import (
     SyncResult,
     parse_time,
 )
+from gitmoor.engine.why import explain
 from gitmoor.model import (
     GitmoorError,
     JSONDict,
@@ -51,10 +54,19 @@ from gitmoor.model import (
     RetryableError,
     UserInputError,
 )
-from gitmoor.model.application import DEFAULT_NAMESPACE, Application, parse_application
+from gitmoor.model.application import (
+    DEFAULT_NAMESPACE,
+    GROUP,
+    KIND,
+    VERSION,
+    Application,
+    Pin,
+    parse_application,
+)
 from gitmoor.model.project import IN_CLUSTER_SERVER, AppProject, ProjectViolation
 from gitmoor.model.status import (
     STATUS_RESOURCE_BOUND,
+    AutomationStatus,
     HistoryEntry,
     OperationState,
     Progress,
@@ -69,10 +81,10 @@ from gitmoor.render import RenderCache, RenderOptions, render_app
 from gitmoor.settings import get_project
 from gitmoor.settings.decryption import load_decryption_keys
 from gitmoor.settings.repos import credentials_for, load_credentials
-from gitmoor.source import checkout_async, resolve_tagged_async
+from gitmoor.source import checkout_async, count_commits_async, resolve_tagged_async
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
     from gitmoor.kube import KubeClient
@@ -276,6 +288,13 @@ class Engine:
         the project's checks, the app's decryption keys and ``prepare`` apply as
         for a commit, so what the diff shows is what a sync of it would do. A
         working tree is not a commit, so its render is not cached."""
+        pin = app.spec.sync_policy.pin
+        if pin is not None and revision is None and local is None:
+            # A pinned app's target is its pin (``gitmoor app rollback --pin``): the
+            # comparison, a diff and a sync without a revision all use it, with the
+            # source recorded for that deploy.
+            app = _with_source(app, pin.source)
+            revision = pin.revision
         src = app.spec.source
         project, server = await self.admit(app)
         if local is not None:
@@ -342,6 +361,7 @@ class Engine:
             ),
         )
         projects.check_resources(project, manifests)
+        children.check_children(project, app, manifests)
         projects.check_lint_rules(
             project, manifests, decrypted=rendered.secret_values, app_path=path
         )
@@ -539,6 +559,7 @@ class Engine:
         poll: float = 0.5,
         _source: JSONDict | None = None,
         _rollback_id: int | None = None,
+        ignore_dependencies: bool = False,
     ) -> SyncResult:
         """Sync the app (to ``revision``, default its target) and record the outcome:
         start an operation, then take its steps here until it ends, ``poll`` seconds
@@ -556,6 +577,7 @@ class Engine:
             automated=automated,
             rollback_id=_rollback_id,
             source=_source,
+            ignore_dependencies=ignore_dependencies,
         )
         # The Running write and the resolve, checkout and render overlap.
         desired_task = asyncio.create_task(self._desired_for(app, op, None))
@@ -628,6 +650,23 @@ class Engine:
                     f"application {app.name}: another operation is already in progress "
                     f"(started {current.started_at} by {current.runner or 'unknown'}); "
                     f"wait for it or stop it with `gitmoor app terminate-op {app.name}`"
+                )
+        if not op.automated and not op.dry_run:
+            await self.check_window(app)
+        if (
+            app.spec.depends_on
+            and not op.automated
+            and op.rollback_id is None
+            and not op.ignore_dependencies
+        ):
+            # A manual sync warns and stops (the issue's rule); a rollback is a
+            # recovery and is never held back by what other apps do.
+            gates = await self.dependency_gates(app)
+            if gates.cycle or gates.dependencies:
+                raise UserInputError(
+                    f"application {app.name}: {gates.cycle or gates.dependencies}; sync "
+                    "those first, or pass --ignore-dependencies to sync anyway",
+                    concerns=app.name,
                 )
         app = await operation.started(self.kube, app, op, self.identity, retry_count=retry_count)
         if options is not None:
@@ -835,6 +874,7 @@ class Engine:
                 state.started_at,
                 op.initiated_by,
                 op.source or app.spec.source.to_dict(),
+                op.reason,
             )
         # The sync's desired state serves the refresh that follows when it synced
         # the target: no second resolve, checkout and render, and one status write.
@@ -966,8 +1006,46 @@ class Engine:
 
     async def request_sync(self, app: Application, op: SyncOperation) -> Application:
         """Ask the controller to sync (Argo CD's ``operation`` field): it runs the
-        operation at its next pass, which the request wakes (it bumps the generation)."""
+        operation at its next pass, which the request wakes (it bumps the generation).
+        A manual sync that a sync window forbids is refused here, before anything is
+        written, as Argo CD's API refuses it (the controller checks again at start)."""
+        if not op.automated and not op.dry_run:
+            await self.check_window(app)
         return await store.set_operation(self.kube, app, op.to_dict())
+
+    async def check_window(self, app: Application, now: datetime | None = None) -> None:
+        """Refuse a manual sync or rollback that the project's sync windows forbid now
+        (:class:`~gitmoor.engine.windows.SyncWindowClosed`, saying when it opens).
+
+        Argo CD checks ``CanSync(isManual=true)`` in its API's Sync and again in the
+        controller before each sync; gitmoor checks where an operation is requested
+        and where it starts. A dry run applies nothing and is not refused (Argo CD
+        refuses it too). A project that cannot be loaded, or a destination it
+        refuses, is left to the operation, which reports it with the field."""
+        from gitmoor.engine.windows import SyncWindowClosed, manual_verdict
+
+        try:
+            project = await projects.load_project(self._lookup_project, app)
+            if not project.sync_windows:
+                return
+            server = await self._server(app)
+        except UserInputError:
+            return
+        verdict = manual_verdict(project, app, server, now or datetime.now(UTC))
+        if verdict.allowed:
+            return
+        log.info(
+            "event=sync_refused app=%s/%s reason=sync_window project=%s until=%s",
+            app.namespace,
+            app.name,
+            project.name,
+            verdict.until.isoformat() if verdict.until else "none",
+        )
+        raise SyncWindowClosed(
+            f"cannot sync {app.name}: {verdict.message} (project {project.name})",
+            concerns=app.name,
+            until=verdict.until,
+        )
 
     async def set_automation(
         self, app: Application, *, enabled: bool, prune: bool = False, self_heal: bool = False
@@ -1043,11 +1121,13 @@ class Engine:
         initiated_by: str = "",
         progress: Callable[[SyncEvent], None] | None = None,
         options: SyncOptions | None = None,
+        pin: bool = False,
     ) -> SyncResult:
         """Sync the revision of history entry ``history_id`` and switch automated sync off,
         so the controller does not roll forward again (Argo CD refuses a rollback of an
-        automated app instead; here it is one step)."""
-        entry, app = await self.prepare_rollback(app, history_id)
+        automated app instead; here it is one step). With ``pin``, automation stays
+        on and the app is pinned there instead (``spec.syncPolicy.pin``)."""
+        entry, app = await self.prepare_rollback(app, history_id, pin=pin)
         return await self.sync(
             app,
             options,
@@ -1059,9 +1139,12 @@ class Engine:
         )
 
     async def prepare_rollback(
-        self, app: Application, history_id: int
+        self, app: Application, history_id: int, *, pin: bool = False
     ) -> tuple[HistoryEntry, Application]:
-        """The history entry to roll back to, once automation is off."""
+        """The history entry to roll back to, once automation is off (or, with
+        ``pin``, once the app is pinned to it with automation left on). A rollback
+        a sync window forbids is refused first, before automation is touched."""
+        await self.check_window(app)
         history = operation.status_of(app).history
         entry = next((h for h in history if h.id == history_id), None)
         if entry is None:
@@ -1069,9 +1152,107 @@ class Engine:
                 f"application {app.name} has no history entry {history_id} "
                 f"(has {[h.id for h in history]})"
             )
-        if app.spec.sync_policy.automated is not None:
+        if pin:
+            app = await self.pin(app, entry, reason=f"rollback to history entry {entry.id}")
+        elif app.spec.sync_policy.automated is not None:
             app = await store.patch_spec(self.kube, app, {"syncPolicy": {"automated": None}})
         return entry, app
+
+    async def pin(self, app: Application, entry: HistoryEntry, *, reason: str) -> Application:
+        """Pin the app to a history entry's revision and source (automation stays on)."""
+        source = entry.source if entry.source and entry.source.get("repoURL") else None
+        pinned = Pin(entry.revision, entry.id, source, reason)
+        log.info(
+            "event=app_pinned app=%s/%s revision=%s reason=%r",
+            app.namespace,
+            app.name,
+            entry.revision[:12],
+            reason,
+        )
+        return await store.patch_spec(self.kube, app, {"syncPolicy": {"pin": pinned.to_dict()}})
+
+    async def unpin(self, app: Application) -> Application:
+        """Follow the target again (``gitmoor app unpin``): the next refresh compares
+        with the branch, and automation syncs it."""
+        log.info("event=app_unpinned app=%s/%s", app.namespace, app.name)
+        return await store.patch_spec(self.kube, app, {"syncPolicy": {"pin": None}})
+
+    # ------------------------------------------------------------ automation gates
+
+    async def dependency_gates(
+        self, app: Application, apps: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> Gates:
+        """Whether the apps ``spec.dependsOn`` names are Synced and Healthy (and no
+        cycle): from ``apps`` (raw, by name; the controller's watch) or a list."""
+        if apps is None:
+            listed = await self.kube.list(
+                await self.kube.resource(GROUP, VERSION, KIND), app.namespace
+            )
+            apps = {str((o.get("metadata") or {}).get("name", "")): o for o in listed.items}
+        return dependency_gates(app.name, {**apps, app.name: app.raw})
+
+    async def window_gate(self, app: Application, now: datetime | None = None) -> Gates:
+        """The project's sync windows for an automated sync of the app now: the
+        window's sentence and the seconds until it allows one (``Gates``)."""
+        from gitmoor.engine.windows import automated_verdict
+
+        project, server = await self.admit(app)
+        at = now or datetime.now(UTC)
+        verdict = automated_verdict(project, app, server, at)
+        if verdict.allowed:
+            return Gates()
+        wait = (verdict.until - at).total_seconds() if verdict.until is not None else None
+        return Gates(window=verdict.message, window_until=verdict.until, window_wait=wait)
+
+    async def record_automation(
+        self, app: Application, automation: AutomationStatus, wanted: list[tuple[str, str]]
+    ) -> Application:
+        """Write ``status.automation`` and the automation's conditions, only when
+        either changed (an idle controller writes nothing)."""
+        status = operation.status_of(app)
+        conditions = operation.automation_conditions(app, wanted)
+        patch: JSONDict = {}
+        if automation != status.automation:
+            patch["automation"] = automation.to_dict()
+        if conditions != [c.to_dict() for c in status.conditions]:
+            patch["conditions"] = conditions
+        if not patch:
+            return app
+        return await operation.automation_recorded(self.kube, app, patch)
+
+    async def commits_ahead(self, app: Application) -> tuple[str, int | None]:
+        """For a pinned app: the commit its target names now, and how many commits
+        it is ahead of the pin (None when git cannot tell)."""
+        pin = app.spec.sync_policy.pin
+        src = app.spec.source
+        creds = await self._creds_for(app)
+        head = await self.resolve(app, src.target_revision)
+        if pin is None or head == pin.revision:
+            return head, 0
+        n = await count_commits_async(
+            src.repo_url, pin.revision, head, creds, cache_dir=self.git_cache_dir
+        )
+        return head, n
+
+    async def why(self, app: Application) -> list[str]:
+        """``gitmoor app why``: the lines of :func:`gitmoor.engine.why.explain` for
+        the app now (its status, its dependencies, its project's windows, its pin)."""
+        gates = Gates()
+        with contextlib.suppress(GitmoorError):
+            gates = await self.dependency_gates(app)
+        window = Gates()
+        with contextlib.suppress(GitmoorError, ImportError):
+            window = await self.window_gate(app)
+        ahead: tuple[str, int | None] | None = None
+        if app.spec.sync_policy.pin is not None:
+            with contextlib.suppress(GitmoorError):
+                ahead = await self.commits_ahead(app)
+        return explain(
+            app,
+            operation.status_of(app),
+            dataclasses.replace(gates, window=window.window, window_until=window.window_until),
+            ahead,
+        )
 
     # ------------------------------------------------------------ delete
 
@@ -1084,24 +1265,81 @@ class Engine:
             app = await store.patch_spec(
                 self.kube, app, {"syncPolicy": {"automated": None, "suspended": True}}
             )
-            dest = await self.dest(app)
-            refs = await self.inventory_refs(app)
-            for ref in reversed(refs):
-                try:
-                    # Delete=false keeps it, as Argo CD's finalizer does.
-                    done = await delete_owned(
-                        dest, app, ref, keep=lambda live: not _deletes_with_app(app, live)
-                    )
-                except GitmoorError:
-                    continue
-                if done is Deletion.DELETED:
-                    deleted.append(ref)
+            deleted, _ = await self._delete_owned_objects(app)
+        # The cascade is done here (or not wanted): a cascade finalizer on the app
+        # would only hold it until a controller repeats it, or, with
+        # --cascade=false, delete what the user keeps (Argo CD's `app delete
+        # --cascade=false` removes its finalizer the same way).
+        for _ in range(5):  # a 409 is someone else's finalizer write: read again
+            if await children.remove_cascade_finalizers(self.kube, app):
+                break
         await self.kube.delete(store.app_ref(app.name, app.namespace))
         # Owner references take them with the app where a garbage collector runs;
         # deleted here too, so that nothing is left where none does.
         with contextlib.suppress(GitmoorError):
             await inventory_store.delete_inventory(self.kube, app.name, app.namespace)
         return deleted
+
+    async def _delete_owned_objects(self, app: Application) -> tuple[list[ObjectRef], int]:
+        """Delete every object the app owns, last applied first: the cascade of
+        ``delete`` and of the finalizer. The deleted refs, and how many could not be
+        deleted now (changed since read, or an API error): a finalizer waits for them.
+        Objects that say ``Delete=false`` are kept, as Argo CD's finalizer keeps them."""
+        deleted: list[ObjectRef] = []
+        pending = 0
+        dest = await self.dest(app)
+        for ref in reversed(await self.inventory_refs(app)):
+            try:
+                done = await delete_owned(
+                    dest, app, ref, keep=lambda live: not _deletes_with_app(app, live)
+                )
+            except GitmoorError as e:
+                log.info(
+                    "event=cascade_delete_failed app=%s/%s object=%s error=%s",
+                    app.namespace,
+                    app.name,
+                    ref,
+                    e,
+                )
+                pending += 1
+                continue
+            if done is Deletion.DELETED:
+                deleted.append(ref)
+            elif done is Deletion.CHANGED:
+                pending += 1
+        return deleted, pending
+
+    async def finalize(self, app: Application) -> bool:
+        """Carry out the cascade finalizer of an app being deleted (``resources-
+        finalizer.gitmoor.io``, or Argo CD's ``resources-finalizer.argocd.argoproj.io``):
+        delete the objects it owns, then remove the finalizer so the API server
+        deletes the app. True when done (also when there was nothing to do); False
+        while something could not be deleted yet (the caller tries again later).
+
+        An object whose delete was accepted counts as done: with Foreground
+        propagation it stays visible until its dependents are gone, which the
+        garbage collector finishes without the app (Argo CD waits for them; the
+        finalizer here does not hold the app through a pod's grace period)."""
+        if not (children.being_deleted(app.raw) and children.cascade_finalizer(app.raw)):
+            return True
+        deleted, pending = await self._delete_owned_objects(app)
+        log.info(
+            "event=finalizer_cascade app=%s/%s deleted=%d pending=%d",
+            app.namespace,
+            app.name,
+            len(deleted),
+            pending,
+        )
+        if pending:
+            return False
+        return await children.remove_cascade_finalizers(self.kube, app)
+
+    async def tree(self, name: str, *, depth: int = children.TREE_DEPTH) -> children.TreeNode:
+        """The app with its child Applications and ApplicationSets, recursively
+        (``gitmoor app get NAME --tree``)."""
+        return await children.app_tree(
+            self.kube, name, self.namespace, resources=self.resources, depth=depth
+        )
 
 
 def _deletes_with_app(app: Application, live: dict[str, Any]) -> bool:

@@ -28,21 +28,39 @@ are checked, follow Argo CD's ``autoSync`` (``controller/appcontroller.go``):
    "most recent sync already to …" without selfHeal; its ``selfHealTimeout``,
    5 s by default, with it);
 8. otherwise Git moved on: the new commit is synced at once.
+
+What issue 15 adds (gitmoor's own; Argo CD has neither app dependencies,
+argo-cd#3517, nor a health-gated rollback):
+
+- ``rollbackOnDegraded`` (checked after ``suspended``, whatever the sync
+  status): the commit last deployed by an automated sync is Degraded for
+  ``after`` seconds, the app is not pinned, a Healthy revision is known and
+  this commit was never rolled back from: roll back to that revision (before
+  ``after`` has passed: look again when it has). One rollback per failed
+  commit: ``status.automation.rolledBackFrom`` remembers it;
+- before any automated sync (after rule 4): a ``spec.dependsOn`` cycle refuses
+  it (``DependencyError`` condition naming the members), a dependency not
+  Synced and Healthy at its target holds it (``SyncWaiting``: "waiting for
+  a (Progressing)"; the controller queues the app when a dependency changes),
+  and a sync window of the project that forbids automated syncs holds it
+  until the window says (``SyncWaiting``; looked at again then).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gitmoor.model.health import SyncStatus
+from gitmoor.model.health import HealthStatus, SyncStatus
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from gitmoor.engine.compare import Comparison
     from gitmoor.model.application import Application
+    from gitmoor.model.status import AutomationStatus, HistoryEntry
 
 #: an outage's retries wait at most this long: once the API server or the git
 #: server is back, the app must follow within a minute, not after a long backoff
@@ -57,6 +75,7 @@ class Move(enum.Enum):
     NOTHING = "Nothing"
     SYNC = "Sync"
     WAIT = "Wait"
+    ROLLBACK = "Rollback"
 
 
 class Reason(enum.StrEnum):
@@ -73,6 +92,11 @@ class Reason(enum.StrEnum):
     PRUNE_ONLY_WITHOUT_PRUNE = "prune-only-drift-without-prune"
     RETRIES_EXHAUSTED = "failed-at-commit-retries-exhausted"
     NO_SELF_HEAL = "no-self-heal"
+    ROLLBACK_ON_DEGRADED = "rollback-on-degraded"
+    DEGRADED_GRACE = "degraded-within-grace"
+    DEPENDENCY_CYCLE = "dependency-cycle"
+    WAITING_FOR_DEPENDENCIES = "waiting-for-dependencies"
+    SYNC_WINDOW = "sync-window"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +109,8 @@ class ComparisonSummary:
     out_of_sync_count: int = 0
     #: of the OutOfSync objects, those that are live but no longer in Git
     requires_pruning_count: int = 0
+    #: the app's health; None where the caller does not say (no rollback rule)
+    health: HealthStatus | None = None
 
     @property
     def prune_only(self) -> bool:
@@ -101,6 +127,7 @@ class ComparisonSummary:
             revision=comparison.revision,
             out_of_sync_count=len(out_of_sync),
             requires_pruning_count=sum(1 for r in out_of_sync if r.requires_pruning),
+            health=comparison.health.status,
         )
 
 
@@ -116,6 +143,8 @@ class LastSync:
     retry_count: int = 0
     deployed: str = ""
     at: float = 0.0
+    #: who deployed ``deployed`` (``automated``, ``automated-rollback``, a user)
+    deployed_by: str = ""
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any], at: float = 0.0) -> LastSync:
@@ -131,7 +160,38 @@ class LastSync:
             retry_count=_count(op_state.get("retryCount")),
             deployed=_str(newest.get("revision")),
             at=at,
+            deployed_by=_str(newest.get("initiatedBy")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    """What other objects say of an automated sync of the app, worked out by the
+    controller (from the Applications and the project it watches): a message
+    each, empty when the gate is open."""
+
+    #: ``dependency cycle: a -> b -> a`` (this app is a member)
+    cycle: str = ""
+    #: ``waiting for a (Progressing)``
+    dependencies: str = ""
+    #: the sync window's sentence, when it forbids an automated sync now
+    window: str = ""
+    #: seconds until the window allows it (None: not known, e.g. a deny window
+    #: with no end; the controller's interval looks again)
+    window_wait: float | None = None
+    #: when the window allows it (shown by ``app why``)
+    window_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackState:
+    """What ``rollbackOnDegraded`` needs from ``status.automation``: the last
+    revision seen Healthy, for how long the deployed revision has been Degraded
+    (None: it is not), and the commits already rolled back from."""
+
+    last_healthy: str = ""
+    degraded_for: float | None = None
+    rolled_back_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +202,8 @@ class Decision:
     delay: float = 0.0
     #: for SYNC: the attempt's number under ``syncPolicy.retry`` (0: not a retry)
     retry_count: int = 0
+    #: for ROLLBACK: the revision to go back to
+    target: str = ""
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
@@ -182,6 +244,8 @@ def decide(
     *,
     self_heal_debounce: float,
     error_backoff: float,
+    gates: Gates | None = None,
+    rollback: RollbackState | None = None,
 ) -> Decision:
     """The automation's next move for ``app`` (the rules are in the module's docstring).
 
@@ -195,10 +259,22 @@ def decide(
         return _nothing(Reason.NOT_AUTOMATED)
     if policy.suspended:
         return _nothing(Reason.SUSPENDED)
+    gates = gates or Gates()
+    back = _rollback_on_degraded(app, comparison, last_sync, rollback or RollbackState())
+    if back is not None:
+        if back.action is Move.ROLLBACK and gates.window:
+            return _window(gates)
+        return back
     if comparison.sync is not SyncStatus.OUT_OF_SYNC:
         return _nothing(Reason.SYNCED)
     if not auto.prune and comparison.prune_only:
         return _nothing(Reason.PRUNE_ONLY_WITHOUT_PRUNE)
+    if gates.cycle:
+        return _nothing(Reason.DEPENDENCY_CYCLE)
+    if gates.dependencies:
+        return _nothing(Reason.WAITING_FOR_DEPENDENCIES)
+    if gates.window:
+        return _window(gates)
 
     commit = comparison.revision
     since = now - last_sync.at
@@ -218,12 +294,198 @@ def decide(
     return Decision(Move.SYNC, Reason.NEW_COMMIT)
 
 
+def _window(gates: Gates) -> Decision:
+    if gates.window_wait is None:
+        return _nothing(Reason.SYNC_WINDOW)
+    # At least a second: a window that opens "now" is not looked at in a hot loop.
+    return Decision(Move.WAIT, Reason.SYNC_WINDOW, delay=max(gates.window_wait, 1.0))
+
+
+def _rollback_on_degraded(
+    app: Application, comparison: ComparisonSummary, last: LastSync, state: RollbackState
+) -> Decision | None:
+    """The ``rollbackOnDegraded`` rule; None when it does not apply."""
+    auto = app.spec.sync_policy.automated
+    after = auto.rollback_on_degraded_after if auto is not None else None
+    commit = comparison.revision
+    if (
+        after is None
+        or app.spec.sync_policy.pin is not None
+        or comparison.health is not HealthStatus.DEGRADED
+        or state.degraded_for is None
+        # Only a commit the automation brought: a user's sync is the user's call.
+        or last.deployed != commit
+        or last.deployed_by != "automated"
+        or not state.last_healthy
+        or state.last_healthy == commit
+        or commit in state.rolled_back_from
+    ):
+        return None
+    if state.degraded_for < after:
+        return Decision(Move.WAIT, Reason.DEGRADED_GRACE, delay=after - state.degraded_for)
+    return Decision(Move.ROLLBACK, Reason.ROLLBACK_ON_DEGRADED, target=state.last_healthy)
+
+
+def observe_health(
+    recorded: AutomationStatus,
+    comparison: ComparisonSummary,
+    newest: HistoryEntry | None,
+    now: datetime,
+) -> AutomationStatus:
+    """``status.automation`` after a refresh: the deployed revision seen Synced and
+    Healthy becomes the last Healthy one (with its history id and source, what a
+    rollback syncs); seen Degraded, since when (kept while it stays so)."""
+    out = recorded
+    deployed = newest.revision if newest is not None else ""
+    at_deployed = bool(deployed) and comparison.revision == deployed
+    if (
+        at_deployed
+        and newest is not None
+        and comparison.sync is SyncStatus.SYNCED
+        and comparison.health is HealthStatus.HEALTHY
+    ):
+        out = replace(
+            out,
+            last_healthy=deployed,
+            last_healthy_id=newest.id,
+            last_healthy_source=newest.source,
+        )
+    if at_deployed and comparison.health is HealthStatus.DEGRADED:
+        if out.degraded_revision != deployed:
+            out = replace(
+                out, degraded_revision=deployed, degraded_since=now.isoformat(timespec="seconds")
+            )
+    elif out.degraded_revision:
+        out = replace(out, degraded_revision="", degraded_since="")
+    return out
+
+
+def rollback_state(recorded: AutomationStatus, now: datetime) -> RollbackState:
+    """What ``decide`` reads of ``status.automation``."""
+    degraded_for = None
+    if recorded.degraded_revision:
+        try:
+            since = datetime.fromisoformat(recorded.degraded_since.replace("Z", "+00:00"))
+            degraded_for = max(0.0, (now - since).total_seconds())
+        except ValueError:
+            degraded_for = 0.0  # unreadable: counted from now on, never a rollback at once
+    return RollbackState(recorded.last_healthy, degraded_for, recorded.rolled_back_from)
+
+
+# ---------------------------------------------------------------- dependencies
+
+
+def depends_on(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names an Application's raw ``spec.dependsOn`` lists (read leniently:
+    another app's spec may be invalid, and must not stop this one's check)."""
+    deps = _dict(obj.get("spec")).get("dependsOn")
+    if not isinstance(deps, list):
+        return ()
+    return tuple(n for n in (_str(_dict(d).get("name")) for d in deps) if n)
+
+
+def dependency_cycle(name: str, apps: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """The members of the ``dependsOn`` cycle ``name`` is part of (sorted), or ()
+    when it is in none: the apps reachable from it that also reach it back."""
+    graph = {n: depends_on(obj) for n, obj in apps.items()}
+
+    def reach(start: str, edges: Mapping[str, tuple[str, ...]]) -> set[str]:
+        seen: set[str] = set()
+        todo = list(edges.get(start, ()))
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo.extend(edges.get(n, ()))
+        return seen
+
+    forward = reach(name, graph)
+    if name not in forward:
+        return ()
+    reverse: dict[str, tuple[str, ...]] = {}
+    for n, deps in graph.items():
+        for d in deps:
+            reverse[d] = (*reverse.get(d, ()), n)
+    return tuple(sorted(forward & (reach(name, reverse) | {name})))
+
+
+def dependency_state(obj: Mapping[str, Any] | None) -> str:
+    """Why a dependency is not ready (``Progressing``, ``OutOfSync``, ``syncing``,
+    ``does not exist``), or "" when it is Synced and Healthy at its target with no
+    sync running."""
+    if obj is None:
+        return "does not exist"
+    status = _dict(obj.get("status"))
+    op_state = _dict(status.get("operationState"))
+    if op_state.get("phase") in ("Running", "Terminating"):
+        return "syncing"
+    sync = _str(_dict(status.get("sync")).get("status")) or "Unknown"
+    if sync != SyncStatus.SYNCED.value:
+        return sync
+    health = _str(_dict(status.get("health")).get("status")) or "Unknown"
+    return "" if health == HealthStatus.HEALTHY.value else health
+
+
+def dependency_gates(name: str, apps: Mapping[str, Mapping[str, Any]]) -> Gates:
+    """The dependency part of ``Gates`` for app ``name`` among ``apps`` (the
+    Applications of its namespace, raw, by name)."""
+    obj = apps.get(name)
+    deps = depends_on(obj) if obj is not None else ()
+    if not deps:
+        return Gates()
+    cycle = dependency_cycle(name, apps)
+    if cycle:
+        path = " -> ".join((*cycle, cycle[0]))
+        return Gates(
+            cycle=f"dependency cycle among {', '.join(cycle)} ({path}): "
+            "no automated sync until spec.dependsOn breaks it"
+        )
+    waiting = []
+    for dep in deps:
+        state = dependency_state(apps.get(dep))
+        if state == "does not exist":
+            waiting.append(f"{dep} ({dep} does not exist)")
+        elif state:
+            waiting.append(f"{dep} ({state})")
+    return Gates(dependencies="waiting for " + ", ".join(waiting) if waiting else "")
+
+
+#: the condition types the automation writes (``gitmoor.engine.operation`` keeps
+#: them through a comparison)
+WAITING_CONDITION = "SyncWaiting"
+CYCLE_CONDITION = "DependencyError"
+
+
+def automation_conditions(decision: Decision, gates: Gates) -> list[tuple[str, str]]:
+    """The conditions (type, message) the app's status shows for this decision: a
+    cycle always, a wait only while it holds a sync back."""
+    out: list[tuple[str, str]] = []
+    if gates.cycle:
+        out.append((CYCLE_CONDITION, gates.cycle))
+    if decision.reason is Reason.WAITING_FOR_DEPENDENCIES:
+        out.append((WAITING_CONDITION, gates.dependencies))
+    elif decision.reason is Reason.SYNC_WINDOW:
+        out.append((WAITING_CONDITION, gates.window))
+    return out
+
+
 __all__ = [
+    "CYCLE_CONDITION",
     "ERROR_RETRY_CAP",
+    "WAITING_CONDITION",
     "ComparisonSummary",
     "Decision",
+    "Gates",
     "LastSync",
     "Move",
     "Reason",
+    "RollbackState",
+    "automation_conditions",
     "decide",
+    "dependency_cycle",
+    "dependency_gates",
+    "dependency_state",
+    "depends_on",
+    "observe_health",
+    "rollback_state",
 ]

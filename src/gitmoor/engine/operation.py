@@ -75,14 +75,19 @@ async def heartbeat(kube: KubeClient, app: Application) -> Application:
 
 
 def history_after(
-    app: Application, revision: str, started_at: str, initiated_by: str, source: JSONDict
+    app: Application,
+    revision: str,
+    started_at: str,
+    initiated_by: str,
+    source: JSONDict,
+    reason: str = "",
 ) -> list[JSONDict]:
     """The app's history with a new entry for a deploy of ``revision``, trimmed to
     ``spec.revisionHistoryLimit`` (Argo CD's rule)."""
     history = list(status_of(app).history)
     next_id = max((h.id for h in history), default=0) + 1
     history.append(
-        HistoryEntry(next_id, revision, store.now_iso(), started_at, initiated_by, source)
+        HistoryEntry(next_id, revision, store.now_iso(), started_at, initiated_by, source, reason)
     )
     return [h.to_dict() for h in history[-app.spec.history_limit :]]
 
@@ -129,15 +134,39 @@ async def terminate(kube: KubeClient, app: Application) -> Application:
     return await _write(kube, app, {"operationState": {"phase": OpPhase.TERMINATING.value}})
 
 
+#: conditions the automation writes (``automation_recorded``), which a comparison
+#: keeps: each writer owns its own types, so neither undoes the other's
+AUTOMATION_CONDITIONS = ("SyncWaiting", "DependencyError")
+
+
 def conditions(app: Application, ctype: str | None, message: str) -> list[JSONDict]:
     """The app's conditions after a comparison: at most one error or warning,
-    keeping lastTransitionTime when the same condition stands."""
+    keeping lastTransitionTime when the same condition stands (and the
+    automation's own conditions as they are)."""
+    current = status_of(app).conditions
+    kept = [c.to_dict() for c in current if c.type in AUTOMATION_CONDITIONS]
     if ctype is None:
-        return []
-    for c in status_of(app).conditions:
+        return kept
+    for c in current:
         if c.type == ctype and c.message == message:
-            return [c.to_dict()]
-    return [Condition(ctype, message, store.now_iso()).to_dict()]
+            return [c.to_dict(), *kept]
+    return [Condition(ctype, message, store.now_iso()).to_dict(), *kept]
+
+
+def automation_conditions(app: Application, wanted: list[tuple[str, str]]) -> list[JSONDict]:
+    """The app's conditions with the automation's replaced by ``wanted`` (type,
+    message), keeping lastTransitionTime of those that stand."""
+    current = status_of(app).conditions
+    out = [c.to_dict() for c in current if c.type not in AUTOMATION_CONDITIONS]
+    for ctype, message in wanted:
+        same = next((c for c in current if c.type == ctype and c.message == message), None)
+        out.append((same or Condition(ctype, message, store.now_iso())).to_dict())
+    return out
+
+
+async def automation_recorded(kube: KubeClient, app: Application, patch: JSONDict) -> Application:
+    """What the automation keeps (``status.automation``, its conditions)."""
+    return await _write(kube, app, patch)
 
 
 async def invalid_spec(
@@ -163,6 +192,9 @@ def resource_entries(raw: list[JSONDict]) -> list[ResourceEntry]:
 
 
 __all__ = [
+    "AUTOMATION_CONDITIONS",
+    "automation_conditions",
+    "automation_recorded",
     "conditions",
     "finished",
     "heartbeat",

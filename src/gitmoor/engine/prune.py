@@ -12,10 +12,12 @@ visible (with a deletionTimestamp) until they are gone.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from gitmoor.engine.prepare import owned_by
 from gitmoor.kube import ConflictError
+from gitmoor.model.application import GROUP as APP_GROUP
+from gitmoor.model.application import KIND as APP_KIND
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,13 +59,24 @@ async def delete_owned(
     try:
         gone = await kube.delete(
             ref,
-            propagation="Foreground",
+            propagation=_propagation(ref),
             uid=meta.get("uid"),
             resource_version=meta.get("resourceVersion"),
         )
     except ConflictError:
         return Deletion.CHANGED
     return Deletion.DELETED if gone else Deletion.GONE
+
+
+def _propagation(ref: ObjectRef) -> Literal["Foreground", "Background"]:
+    """Foreground, except for a gitmoor Application (an app of apps pruning a
+    child): its cascade is its finalizer's job (``engine.children``), which reads
+    the child's inventory, kept in ConfigMaps the child owns. Foreground would
+    have the garbage collector delete those first; Background leaves them until
+    the finalizer is done and the child is gone."""
+    if ref.group == APP_GROUP and ref.kind == APP_KIND:
+        return "Background"
+    return "Foreground"
 
 
 __all__ = ["Deletion", "delete_owned"]

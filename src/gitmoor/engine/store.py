@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from gitmoor.crds import application_crd, appproject_crd
+from gitmoor.crds import application_crd, applicationset_crd, appproject_crd
 from gitmoor.kube import NotFoundError, wait_for
 from gitmoor.model import ObjectRef, UserInputError
 from gitmoor.model.application import (
@@ -42,10 +42,10 @@ def app_ref(name: str, namespace: str = DEFAULT_NAMESPACE) -> ObjectRef:
 
 
 async def install(kube: KubeClient, namespace: str = DEFAULT_NAMESPACE) -> bool:
-    """Install (or upgrade) the Application and AppProject CRDs, create the
+    """Install (or upgrade) the Application, ApplicationSet and AppProject CRDs, create the
     Applications' namespace and, unless one exists, the ``default`` project.
     True when the default project was created."""
-    crds = [application_crd(), appproject_crd()]
+    crds = [application_crd(), applicationset_crd(), appproject_crd()]
     for crd in crds:
         await kube.apply(crd, force=True)
     refs = [

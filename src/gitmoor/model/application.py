@@ -94,6 +94,45 @@ class Automated:
     prune: bool = False
     self_heal: bool = False
     allow_empty: bool = False
+    #: ``rollbackOnDegraded.after`` in seconds: an automated sync to a new commit
+    #: that leaves the app Degraded this long is rolled back to the last Healthy
+    #: revision, which is then pinned (None: never)
+    rollback_on_degraded_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """``spec.syncPolicy.pin``: the app holds this commit (and the source it was
+    deployed from) while automation stays on; ``gitmoor app unpin`` follows the
+    branch again. Argo CD's rollback fights auto-sync (argo-cd#2441): a pin is
+    what makes a rollback hold without switching automation off."""
+
+    revision: str
+    #: the history entry rolled back to (0: none named)
+    history_id: int = 0
+    #: the source recorded in that history entry; None: the spec's
+    source: dict[str, Any] | None = field(default=None, hash=False)
+    #: why (``rollback``, ``rollback-on-degraded: …``), shown by ``app why``
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"revision": self.revision}
+        if self.history_id:
+            out["historyId"] = self.history_id
+        if self.source is not None:
+            out["source"] = self.source
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """One entry of ``spec.dependsOn``: an app (in the same namespace) that must be
+    Synced and Healthy at its target before this one is synced automatically
+    (Flux's Kustomization ``dependsOn``; Argo CD has none, argo-cd#3517)."""
+
+    name: str
 
 
 #: the smallest ``spec.syncPolicy.refreshInterval``: below it one app's refreshes
@@ -163,6 +202,8 @@ class SyncPolicy:
     #: seconds between refreshes; None: the controller's ``--interval``
     refresh_interval: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: the commit the app holds (``gitmoor app rollback --pin``); None: follow the target
+    pin: Pin | None = None
 
     def option(self, name: str) -> bool:
         """True when ``Name=true`` is among the sync options (Argo CD's syntax)."""
@@ -188,6 +229,8 @@ class ApplicationSpec:
     history_limit: int = HISTORY_LIMIT_DEFAULT
     #: fields masked in every output, besides Secret values (the project's apply too)
     redactions: tuple[RedactRule, ...] = ()
+    #: apps that must be Synced and Healthy before an automated sync of this one
+    depends_on: tuple[Dependency, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +349,47 @@ def _retry_policy(value: Any) -> RetryPolicy:
     )
 
 
+def _rollback_after(auto: dict[str, Any]) -> float | None:
+    where = "spec.syncPolicy.automated.rollbackOnDegraded"
+    value = auto.get("rollbackOnDegraded")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, dict):
+        raise UserInputError(f"{where} must be an object such as {{after: 5m}}", concerns=where)
+    return parse_duration(value.get("after") or "5m", f"{where}.after")
+
+
+def _pin(value: Any) -> Pin | None:
+    where = "spec.syncPolicy.pin"
+    if value in (None, ""):
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("revision"), str):
+        raise UserInputError(f"{where} must be an object with a revision", concerns=where)
+    source = value.get("source")
+    history_id = value.get("historyId") or 0
+    return Pin(
+        revision=value["revision"],
+        history_id=history_id if isinstance(history_id, int) else 0,
+        source=source if isinstance(source, dict) and source.get("repoURL") else None,
+        reason=str(value.get("reason") or ""),
+    )
+
+
+def _depends_on(value: Any) -> tuple[Dependency, ...]:
+    where = "spec.dependsOn"
+    if value in (None, ""):
+        return ()
+    if not isinstance(value, list):
+        raise UserInputError(f"{where} must be a list of {{name: APP}}", concerns=where)
+    out: list[Dependency] = []
+    for i, item in enumerate(value):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            raise UserInputError(f"{where}[{i}].name is required", concerns=f"{where}[{i}]")
+        out.append(Dependency(name))
+    return tuple(out)
+
+
 def parse_application(obj: dict[str, Any]) -> Application:
     meta = obj.get("metadata") or {}
     name, namespace = meta.get("name", ""), meta.get("namespace", "")
@@ -339,11 +423,13 @@ def parse_application(obj: dict[str, Any]) -> Application:
             prune=bool(auto.get("prune", False)),
             self_heal=bool(auto.get("selfHeal", False)),
             allow_empty=bool(auto.get("allowEmpty", False)),
+            rollback_on_degraded_after=_rollback_after(auto),
         ),
         sync_options=_strs(sp.get("syncOptions"), "spec.syncPolicy.syncOptions"),
         suspended=bool(sp.get("suspended", False)),
         refresh_interval=_refresh_interval(sp.get("refreshInterval")),
         retry=_retry_policy(sp.get("retry")),
+        pin=_pin(sp.get("pin")),
     )
     ignores = tuple(
         IgnoreDifference(
@@ -366,6 +452,7 @@ def parse_application(obj: dict[str, Any]) -> Application:
             ignore_differences=ignores,
             history_limit=int(spec.get("revisionHistoryLimit") or HISTORY_LIMIT_DEFAULT),
             redactions=parse_redactions(spec.get("redactions"), "spec.redactions"),
+            depends_on=_depends_on(spec.get("dependsOn")),
         ),
         uid=meta.get("uid", ""),
         resource_version=meta.get("resourceVersion", ""),

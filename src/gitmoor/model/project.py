@@ -25,6 +25,12 @@ corners:
   names them or a ``namespaceResourceWhitelist`` is set and does not (an empty
   whitelist, ``[]``, allows no namespaced kind; an absent one allows all).
 
+- **Sync windows** (``spec.syncWindows``) are parsed and validated here as
+  Argo CD's ``SyncWindow.Validate`` does (kind, a five-field cron, a Go
+  duration), each error naming its field (``spec.syncWindows[1].schedule: bad
+  cron ...``); when they are open, and what they allow, is
+  :mod:`gitmoor.engine.windows`.
+
 Pure functions on plain data: URL normalisation is the caller's (``model`` does
 not import ``source``), so :meth:`AppProject.source_allowed` takes a normalised
 URL and a normaliser for the patterns.
@@ -35,7 +41,11 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
 
 from gitmoor.model.errors import UserInputError
 from gitmoor.model.redaction import Decryption, RedactRule, parse_decryption, parse_redactions
@@ -329,6 +339,195 @@ class ServiceAccount:
         )
 
 
+# ---------------------------------------------------------------- sync windows
+
+#: ``spec.syncWindows[].kind``
+WINDOW_KINDS = ("allow", "deny")
+#: Go's ``time.ParseDuration`` units, in nanoseconds
+_GO_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_GO_DURATION = re.compile(r"\A(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+\Z")
+#: Go's time.Duration is int64 nanoseconds
+_GO_MAX_NANOS = (1 << 63) - 1
+_GO_TERM = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+#: robfig/cron's standard parser (the one Argo CD builds: minute, hour, day of
+#: month, month, day of week): the bounds of each field, and its names
+_CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    (
+        "month",
+        1,
+        12,
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    ),
+    ("day of week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+_CRON_PART = re.compile(r"\A(?:(\*|\?)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/(\d+))?\Z")
+
+
+def parse_go_duration(text: str) -> timedelta | None:
+    """Go's ``time.ParseDuration`` (what Argo CD reads ``duration`` with: ``1h``,
+    ``90m``, ``1h30m``, ``1.5h``); None when it does not parse or is not positive.
+
+    Go also takes a sign and a bare ``0``; a window that lasts zero or less is
+    never open, so gitmoor refuses it rather than keep a window that does nothing.
+    """
+    text = text.strip()
+    if not _GO_DURATION.match(text):
+        return None
+    nanos = 0.0
+    for number, unit in _GO_TERM.findall(text):
+        nanos += float(number) * _GO_UNITS[unit]
+    # Go refuses a duration beyond int64 nanoseconds (about 292 years, "invalid
+    # duration"); longer ones would also overflow datetime arithmetic here.
+    if nanos <= 0 or nanos > _GO_MAX_NANOS:
+        return None
+    return timedelta(microseconds=nanos / 1000)
+
+
+def _cron_value(token: str, low: int, names: tuple[str, ...]) -> int | None:
+    if token.isdigit():
+        return int(token)
+    if token in names:
+        return names.index(token) + low
+    return None
+
+
+def cron_problem(schedule: str) -> str | None:
+    """Why ``schedule`` is not a cron expression Argo CD's parser takes, or None.
+
+    Argo CD parses with robfig/cron's five-field parser and no descriptors: so
+    ``@daily``, a seconds or a year field, ``L``, ``W``, ``#`` and a range that
+    runs backwards (``5-1``) are refused, as Argo CD refuses them, although
+    croniter (which computes the times here) would take some of them.
+    """
+    fields = schedule.split()
+    if len(fields) != 5:
+        return (
+            f"expected 5 fields (minute hour day-of-month month day-of-week), found {len(fields)}"
+        )
+    for text, (what, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        for part in text.lower().split(","):
+            m = _CRON_PART.match(part)
+            if m is None:
+                return f"{what} field {text!r} is not a number, a range, a step or *"
+            star, first, last, step = m.groups()
+            if step is not None and int(step) == 0:
+                return f"{what} field {text!r} has a step of 0"
+            if star is not None:
+                continue
+            lo = _cron_value(first, low, names)
+            hi = lo if last is None else _cron_value(last, low, names)
+            if lo is None or hi is None:
+                return f"{what} field {text!r} names an unknown value"
+            if not (low <= lo <= high and low <= hi <= high):
+                return f"{what} field {text!r} is outside {low}-{high}"
+            if hi < lo:
+                return f"{what} field {text!r} has a range that runs backwards"
+    return None
+
+
+def cron_expression(schedule: str) -> str:
+    """``schedule`` as croniter reads it: robfig's ``?`` (any) becomes ``*``."""
+    return " ".join("*" if f == "?" else f for f in schedule.split())
+
+
+@dataclass(frozen=True, slots=True)
+class SyncWindow:
+    """One entry of ``spec.syncWindows``: Argo CD's ``SyncWindow``, same field names.
+
+    From each time ``schedule`` fires (read in ``time_zone``) the window is open
+    for ``duration``. It applies to the apps whose name, destination cluster
+    (registered name or API server URL) or destination namespace one of its
+    globs matches; with ``and_operator`` (Argo CD's ``andOperator``) every list
+    that is set must match. A window that names none applies to no app, as in
+    Argo CD. The rules that combine windows live in :mod:`gitmoor.engine.windows`.
+    """
+
+    kind: str
+    schedule: str
+    duration: str
+    applications: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()
+    manual_sync: bool = False
+    #: an IANA zone name; "" is UTC, as in Argo CD
+    time_zone: str = ""
+    and_operator: bool = False
+    description: str = ""
+
+    @property
+    def length(self) -> timedelta:
+        """``duration`` as a timedelta (validated when the project was parsed)."""
+        parsed = parse_go_duration(self.duration)
+        if parsed is None:
+            raise UserInputError(f"sync window duration {self.duration!r} is not a duration")
+        return parsed
+
+    @property
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.time_zone) if self.time_zone else UTC
+
+    @property
+    def text(self) -> str:
+        """How messages name the window: ``deny 0 22 * * * (1h, UTC)``."""
+        return f"{self.kind} {self.schedule} ({self.duration}, {self.time_zone or 'UTC'})"
+
+    def matches(self, app: str, namespace: str, cluster: str, server: str) -> bool:
+        """Does the window apply to the app ``app`` deploying to ``namespace`` of the
+        cluster named ``cluster`` whose API server is ``server``?
+
+        Argo CD's ``SyncWindows.Matches``: plain globs (``!`` is no negation here),
+        a cluster entry matches the destination's name or its server; by default any
+        list that matches is enough, with ``andOperator`` each list that is set must.
+        """
+
+        def any_of(patterns: tuple[str, ...], *values: str) -> bool:
+            return any(p == "*" or glob_match(p, v) for p in patterns for v in values if v)
+
+        checks = [
+            any_of(self.applications, app) if self.applications else None,
+            any_of(self.clusters, cluster, server) if self.clusters else None,
+            any_of(self.namespaces, namespace) if self.namespaces else None,
+        ]
+        given = [c for c in checks if c is not None]
+        if not given:
+            return False
+        return all(given) if self.and_operator else any(given)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "schedule": self.schedule,
+            "duration": self.duration,
+        }
+        if self.applications:
+            out["applications"] = list(self.applications)
+        if self.namespaces:
+            out["namespaces"] = list(self.namespaces)
+        if self.clusters:
+            out["clusters"] = list(self.clusters)
+        if self.manual_sync:
+            out["manualSync"] = True
+        if self.time_zone:
+            out["timeZone"] = self.time_zone
+        if self.and_operator:
+            out["andOperator"] = True
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
 def _cluster_matches(
     name_pattern: str, server_pattern: str, cluster: str, server: str
 ) -> tuple[bool, bool]:
@@ -363,6 +562,8 @@ class AppProject:
     #: pass before it syncs (``spec.requiredLintRules``); the engine, which may
     #: import the lint registry, resolves and checks them (``model`` may not)
     required_lint_rules: tuple[str, ...] = ()
+    #: when apps may sync (``spec.syncWindows``, Argo CD's sync windows)
+    sync_windows: tuple[SyncWindow, ...] = ()
     resource_version: str = ""
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
@@ -489,6 +690,8 @@ class AppProject:
             out["redactions"] = [r.to_dict() for r in self.redactions]
         if self.required_lint_rules:
             out["requiredLintRules"] = list(self.required_lint_rules)
+        if self.sync_windows:
+            out["syncWindows"] = [w.to_dict() for w in self.sync_windows]
         return out
 
     def to_manifest(self) -> dict[str, Any]:
@@ -576,6 +779,62 @@ def _rule_names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    return tuple(_str(v, f"{where}[{i}]") for i, v in enumerate(_list(value, where)))
+
+
+def parse_sync_window(value: Any, where: str) -> SyncWindow:
+    """One ``spec.syncWindows`` entry; UserInputError naming the field that is wrong.
+
+    Argo CD's ``SyncWindow.Validate`` refuses a bad kind, schedule or duration; a
+    time zone it cannot load it replaces with UTC (with a warning in its log),
+    where gitmoor refuses it: a window read in the wrong zone opens hours off.
+    """
+    d = _dict(value, where)
+    kind = _str(d.get("kind"), f"{where}.kind")
+    if kind not in WINDOW_KINDS:
+        raise UserInputError(
+            f"{where}.kind: {kind!r} is not allow or deny", concerns=f"{where}.kind"
+        )
+    schedule = _str(d.get("schedule"), f"{where}.schedule").strip()
+    problem = cron_problem(schedule)
+    if problem is None and not croniter.is_valid(cron_expression(schedule)):
+        problem = "croniter cannot read it"
+    if problem is not None:
+        raise UserInputError(
+            f"{where}.schedule: bad cron {schedule!r}: {problem}", concerns=f"{where}.schedule"
+        )
+    duration = _str(d.get("duration"), f"{where}.duration").strip()
+    if parse_go_duration(duration) is None:
+        raise UserInputError(
+            f"{where}.duration: {duration!r} is not a positive duration (1h, 30m, 1h30m)",
+            concerns=f"{where}.duration",
+        )
+    time_zone = _str(d.get("timeZone"), f"{where}.timeZone").strip()
+    if time_zone == "UTC":
+        time_zone = ""
+    if time_zone:
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise UserInputError(
+                f"{where}.timeZone: {time_zone!r} is not a known time zone (e.g. Europe/Berlin)",
+                concerns=f"{where}.timeZone",
+            ) from e
+    return SyncWindow(
+        kind=kind,
+        schedule=schedule,
+        duration=duration,
+        applications=_strings(d.get("applications"), f"{where}.applications"),
+        namespaces=_strings(d.get("namespaces"), f"{where}.namespaces"),
+        clusters=_strings(d.get("clusters"), f"{where}.clusters"),
+        manual_sync=_bool(d.get("manualSync"), f"{where}.manualSync"),
+        time_zone=time_zone,
+        and_operator=_bool(d.get("andOperator"), f"{where}.andOperator"),
+        description=_str(d.get("description"), f"{where}.description"),
+    )
+
+
 def parse_appproject(obj: dict[str, Any]) -> AppProject:
     """An AppProject from its object; UserInputError naming a malformed field."""
     meta = obj.get("metadata") or {}
@@ -641,6 +900,10 @@ def parse_appproject(obj: dict[str, Any]) -> AppProject:
         required_lint_rules=_rule_names(
             spec.get("requiredLintRules"), f"{where} spec.requiredLintRules"
         ),
+        sync_windows=tuple(
+            parse_sync_window(w, f"{where} spec.syncWindows[{i}]")
+            for i, w in enumerate(_list(spec.get("syncWindows"), f"{where} spec.syncWindows"))
+        ),
         resource_version=str(meta.get("resourceVersion", "")),
         raw=obj,
     )
@@ -658,8 +921,12 @@ __all__ = [
     "ProjectDestination",
     "ProjectViolation",
     "ServiceAccount",
+    "SyncWindow",
+    "cron_problem",
     "default_project",
     "glob_match",
     "parse_appproject",
+    "parse_go_duration",
+    "parse_sync_window",
     "path_match",
 ]

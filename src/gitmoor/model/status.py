@@ -260,6 +260,13 @@ class SyncOperation:
     rollback_id: int | None = None
     #: the source to sync (a rollback's recorded one); None: the spec's
     source: JSONDict | None = None
+    #: a rollback that pins the app there (``gitmoor app rollback --pin``)
+    rollback_pin: bool = False
+    #: sync even though ``spec.dependsOn`` names apps not Synced and Healthy
+    ignore_dependencies: bool = False
+    #: why, when gitmoor started it by itself (``rollback-on-degraded: …``),
+    #: recorded in the history entry
+    reason: str = ""
 
     @classmethod
     def from_dict(cls, d: Any) -> SyncOperation:
@@ -286,6 +293,9 @@ class SyncOperation:
             automated=who.get("automated") is True,
             rollback_id=_i(_d(rollback).get("id"), -1) if isinstance(rollback, dict) else None,
             source=source if isinstance(source, dict) else None,
+            rollback_pin=_d(rollback).get("pin") is True,
+            ignore_dependencies=sync.get("ignoreDependencies") is True,
+            reason=_s(d.get("reason")),
         )
 
     def to_dict(self) -> JSONDict:
@@ -300,13 +310,19 @@ class SyncOperation:
             sync["resources"] = [{"group": g, "kind": k, "name": n} for g, k, n in self.resources]
         if self.source is not None:
             sync["source"] = self.source
+        if self.ignore_dependencies:
+            sync["ignoreDependencies"] = True
         out: JSONDict = {
             "sync": sync,
             "initiatedBy": {"username": self.initiated_by}
             | ({"automated": True} if self.automated else {}),
         }
         if self.rollback_id is not None:
-            out["rollback"] = {"id": self.rollback_id}
+            out["rollback"] = {"id": self.rollback_id} | (
+                {"pin": True} if self.rollback_pin else {}
+            )
+        if self.reason:
+            out["reason"] = self.reason
         return out
 
 
@@ -497,6 +513,8 @@ class HistoryEntry:
     deploy_started_at: str = ""
     initiated_by: str = ""
     source: JSONDict | None = None
+    #: why gitmoor deployed it by itself (``rollback-on-degraded: …``)
+    reason: str = ""
 
     @classmethod
     def from_dict(cls, d: Any) -> HistoryEntry | None:
@@ -511,6 +529,7 @@ class HistoryEntry:
             _s(d.get("deployStartedAt")),
             _s(d.get("initiatedBy")),
             source if isinstance(source, dict) else None,
+            _s(d.get("reason")),
         )
 
     def to_dict(self) -> JSONDict:
@@ -523,7 +542,55 @@ class HistoryEntry:
         }
         if self.source is not None:
             out["source"] = self.source
+        if self.reason:
+            out["reason"] = self.reason
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationStatus:
+    """``status.automation``: what the automation remembers between passes for the
+    rules that span them (``rollbackOnDegraded``): the last revision seen Synced
+    and Healthy (with its history id and source, to roll back to), since when the
+    deployed revision is Degraded, and the commits already rolled back from, so
+    that a failed commit is rolled back once and never in a loop."""
+
+    last_healthy: str = ""
+    last_healthy_id: int = 0
+    last_healthy_source: JSONDict | None = None
+    degraded_revision: str = ""
+    #: RFC 3339, when ``degraded_revision`` was first seen Degraded
+    degraded_since: str = ""
+    rolled_back_from: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Any) -> AutomationStatus:
+        d = _d(d)
+        healthy, degraded = _d(d.get("lastHealthy")), _d(d.get("degraded"))
+        source = healthy.get("source")
+        return cls(
+            _s(healthy.get("revision")),
+            _i(healthy.get("historyId")),
+            source if isinstance(source, dict) else None,
+            _s(degraded.get("revision")),
+            _s(degraded.get("since")),
+            tuple(r for r in _list(d.get("rolledBackFrom")) if isinstance(r, str)),
+        )
+
+    def to_dict(self) -> JSONDict:
+        """Every key, absent ones as None (a merge patch keeps what it leaves out)."""
+        healthy: JSONDict | None = None
+        if self.last_healthy:
+            healthy = {"revision": self.last_healthy, "historyId": self.last_healthy_id}
+            if self.last_healthy_source is not None:
+                healthy["source"] = self.last_healthy_source
+        return {
+            "lastHealthy": healthy,
+            "degraded": {"revision": self.degraded_revision, "since": self.degraded_since}
+            if self.degraded_revision
+            else None,
+            "rolledBackFrom": list(self.rolled_back_from),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,6 +630,7 @@ class AppStatus:
     operation_state: OperationState | None = None
     history: tuple[HistoryEntry, ...] = ()
     inventory: tuple[InventoryRef, ...] = ()
+    automation: AutomationStatus = field(default_factory=AutomationStatus)
 
     @classmethod
     def from_dict(cls, d: Any) -> AppStatus:
@@ -586,6 +654,7 @@ class AppStatus:
             tuple(
                 r for r in (InventoryRef.from_dict(str(k), v) for k, v in sorted(inv.items())) if r
             ),
+            AutomationStatus.from_dict(d.get("automation")),
         )
 
     def inventory_ref(self, doc: str) -> InventoryRef | None:
@@ -600,6 +669,7 @@ class AppStatus:
 __all__ = [
     "STATUS_RESOURCE_BOUND",
     "AppStatus",
+    "AutomationStatus",
     "Condition",
     "HistoryEntry",
     "InventoryRef",

@@ -247,6 +247,67 @@ class GitCache:
         """:meth:`checkout` in a worker thread."""
         return await asyncio.to_thread(self.checkout, repo_url, commit, creds)
 
+    def count_commits(
+        self, repo_url: str, base: str, head: str, creds: RepoCredentials | None = None
+    ) -> int | None:
+        """How many commits ``head`` is ahead of ``base`` (``git rev-list --count
+        base..head``), for "pinned at X; main is at Y (n commits ahead)"; None
+        when git cannot tell (a commit gone, a server that refuses the fetch).
+
+        The checkout mirror is shallow (``--depth=1``), so the count uses a
+        second bare repository per remote that holds commits only (a
+        ``--filter=tree:0`` fetch of both commits, no trees or files): asked
+        when a user reads ``app why``, never on a refresh."""
+        repo = self._fetchable(repo_url)
+        shas = [self._valid_commit(c, repo) for c in (base, head)]
+        repo_dir = self.repo_dir(repo)
+        history = repo_dir / "history.git"
+        with self._repo_lock(repo_dir):
+            if not (history / "HEAD").is_file():
+                self.git.run(
+                    ["init", "--quiet", "--bare", "--template=", "--", str(history)],
+                    repo=repo,
+                    action="create a history cache for",
+                )
+            missing = [sha for sha in shas if not self._has_commit(history, repo, sha)]
+            if missing:
+                with git_auth(repo, creds) as auth:
+                    out = self.git.run(
+                        [
+                            "fetch",
+                            "--quiet",
+                            "--filter=tree:0",
+                            "--no-tags",
+                            "--no-recurse-submodules",
+                            "--",
+                            repo.raw,
+                            *(f"+{sha}:refs/gitmoor/commits/{sha}" for sha in missing),
+                        ],
+                        repo=repo,
+                        auth=auth,
+                        git_dir=history,
+                        action="fetch the history of",
+                        check=False,
+                    )
+                if out.returncode != 0:
+                    log.info("git count url=%s result=unknown reason=fetch", repo.redacted)
+                    return None
+            counted = self.git.run(
+                ["rev-list", "--count", f"{shas[0]}..{shas[1]}"],
+                repo=repo,
+                git_dir=history,
+                action="count the commits of",
+                check=False,
+            )
+        text = counted.stdout.strip() if counted.returncode == 0 else ""
+        return int(text) if text.isdigit() else None
+
+    async def count_commits_async(
+        self, repo_url: str, base: str, head: str, creds: RepoCredentials | None = None
+    ) -> int | None:
+        """:meth:`count_commits` in a worker thread."""
+        return await asyncio.to_thread(self.count_commits, repo_url, base, head, creds)
+
     def evict(self, *, now: float | None = None) -> int:
         """Delete least recently used checkouts, then unused mirrors, until the
         cache fits ``max_bytes``; the bytes freed (see the module docstring).
@@ -701,6 +762,18 @@ async def resolve_tagged_async(
 ) -> tuple[str, str | None]:
     """The commit and, for a tag or semver target, the tag (see :meth:`GitCache.resolve_tagged`)."""
     return await get_cache(cache_dir).resolve_tagged_async(repo_url, target_revision, creds)
+
+
+async def count_commits_async(
+    repo_url: str,
+    base: str,
+    head: str,
+    creds: RepoCredentials | None = None,
+    *,
+    cache_dir: Path | str | None = None,
+) -> int | None:
+    """Commits ``head`` is ahead of ``base`` (see :meth:`GitCache.count_commits`)."""
+    return await get_cache(cache_dir).count_commits_async(repo_url, base, head, creds)
 
 
 async def checkout_async(

@@ -17,9 +17,11 @@ import yaml
 from gitmoor.engine.automation import (
     ComparisonSummary,
     Decision,
+    Gates,
     LastSync,
     Move,
     Reason,
+    RollbackState,
     decide,
 )
 from gitmoor.engine.compare import Comparison, ResourceStatus
@@ -50,7 +52,10 @@ def run_case(case: dict[str, Any]) -> Decision:
         revision=cmp["revision"],
         out_of_sync_count=cmp.get("outOfSync", 0),
         requires_pruning_count=cmp.get("requiresPruning", 0),
+        health=HealthStatus(cmp["health"]) if "health" in cmp else None,
     )
+    gates = case.get("gates") or {}
+    rollback = case.get("rollback") or {}
     ago = case.get("lastSyncSecondsAgo")
     last = LastSync.from_status(app.status, at=0.0 if ago is None else NOW - ago)
     return decide(
@@ -60,6 +65,17 @@ def run_case(case: dict[str, Any]) -> Decision:
         NOW,
         self_heal_debounce=case.get("selfHealDebounce", 5.0),
         error_backoff=case.get("errorBackoff", 2.0),
+        gates=Gates(
+            cycle=gates.get("cycle", ""),
+            dependencies=gates.get("dependencies", ""),
+            window=gates.get("window", ""),
+            window_wait=gates.get("windowWait"),
+        ),
+        rollback=RollbackState(
+            last_healthy=rollback.get("lastHealthy", ""),
+            degraded_for=rollback.get("degradedFor"),
+            rolled_back_from=tuple(rollback.get("rolledBackFrom", ())),
+        ),
     )
 
 
@@ -77,6 +93,8 @@ def test_golden_decision(case: dict[str, Any]) -> None:
         assert decision.delay == 0.0
     if decision.action is Move.SYNC:
         assert decision.retry_count == expect["retryCount"]
+    if decision.action is Move.ROLLBACK:
+        assert decision.target == expect["target"]
 
 
 def test_case_names_are_unique() -> None:
@@ -111,7 +129,9 @@ def test_summary_counts_the_drift_and_what_only_needs_pruning() -> None:
         live={},
     )
     summary = ComparisonSummary.of(comparison)
-    assert summary == ComparisonSummary(SyncStatus.OUT_OF_SYNC, "c2", 2, 1)
+    assert summary == ComparisonSummary(
+        SyncStatus.OUT_OF_SYNC, "c2", 2, 1, health=comparison.health.status
+    )
     assert not summary.prune_only
 
 

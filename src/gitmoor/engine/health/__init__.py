@@ -10,7 +10,9 @@
 2. the rule for the object's (group, kind) — apps workloads, Pod, Job, CronJob,
    Service, Ingress, PVC, HPA, CRD, APIService, Namespace, cert-manager
    Certificate, Bitnami SealedSecret (its ``Synced`` condition) and External
-   Secrets ExternalSecret (its ``Ready`` condition) — written after
+   Secrets ExternalSecret (its ``Ready`` condition), and the GitOps kinds of an
+   app of apps (a child Application's own ``status.health``, an ApplicationSet's
+   ``ErrorOccurred`` condition) — written after
    gitops-engine's ``pkg/health`` and Argo CD's bundled Lua checks (messages
    kept so users recognise them);
 3. otherwise the standard conditions: ``Ready`` (then ``Available``) True →

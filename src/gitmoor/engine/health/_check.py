@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gitmoor.engine.health import _cluster, _pods, _secrets, _workloads
+from gitmoor.engine.health import _apps, _cluster, _pods, _secrets, _workloads
 from gitmoor.engine.health._fields import group_kind
 from gitmoor.engine.health._generic import generic_properties, standard_conditions
 from gitmoor.model import Health, HealthStatus, JSONDict
@@ -39,6 +39,12 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("cert-manager.io", "Certificate"): _cluster.cert_manager_certificate,
     ("bitnami.com", "SealedSecret"): _secrets.sealed_secret,
     ("external-secrets.io", "ExternalSecret"): _secrets.external_secret,
+    # App of apps: a child Application's (or ApplicationSet's) health rolls up into
+    # its parent's; Argo CD's kinds share the status shape.
+    ("gitmoor.io", "Application"): _apps.application,
+    ("argoproj.io", "Application"): _apps.application,
+    ("gitmoor.io", "ApplicationSet"): _apps.application_set,
+    ("argoproj.io", "ApplicationSet"): _apps.application_set,
 }
 
 

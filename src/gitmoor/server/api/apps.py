@@ -27,6 +27,7 @@ from gitmoor.server.api.schemas import (
     DiffResult,
     HistoryItem,
     OperationView,
+    WhyResult,
     history_item,
     resource_item,
     summary,
@@ -144,6 +145,23 @@ async def get_application(name: str, who: Caller, state: State) -> AppDetail:
 async def get_history(name: str, who: Caller, state: State) -> list[HistoryItem]:
     app = visible_app(state, who, name)
     return [history_item(h) for h in reversed(status_of(app).history)]
+
+
+@router.get(
+    "/applications/{name}/why",
+    response_model=WhyResult,
+    summary="Why the app is, or is not, synced and healthy now (`gitmoor app why`)",
+    description="One explanation from the app's status, its dependencies (spec.dependsOn), "
+    "its project's sync windows and its pin: suspended, pinned (and how far the branch "
+    "moved past it), a window, dependencies, a failed commit not retried, a project "
+    "refusal, a comparison error, a sync running with its step, drift with self-heal off, "
+    "or the objects not healthy with their messages. The same text as the CLI and the UI.",
+)
+async def get_why(name: str, who: Caller, state: State) -> WhyResult:
+    app = visible_app(state, who, name)
+    lines = await state.engine.why(app)
+    # A health message can quote a value: scrubbed as every other message served.
+    return WhyResult(lines=[scrub_message(app, line) for line in lines])
 
 
 @router.get(

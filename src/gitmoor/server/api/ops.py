@@ -61,7 +61,13 @@ async def _audited(
     status_code=202,
     response_model=Accepted,
     summary="Sync the app (with prune, dry-run, selected resources, force)",
-    responses={409: {"description": "another operation is already in progress"}},
+    responses={
+        400: {
+            "description": "refused: a sync window of the app's project forbids a manual "
+            "sync now (the detail names it and says when syncs open)"
+        },
+        409: {"description": "another operation is already in progress"},
+    },
 )
 async def sync(
     name: str, body: SyncRequest, who: Caller, state: State, request: Request
@@ -90,15 +96,22 @@ async def sync(
     "/applications/{name}/rollback",
     status_code=202,
     response_model=Accepted,
-    summary="Sync the revision of a history entry; switches automated sync off",
-    responses={409: {"description": "another operation is already in progress"}},
+    summary="Sync the revision of a history entry; switches automated sync off, "
+    "or with pin keeps it on and pins the app there",
+    responses={
+        400: {
+            "description": "refused: no such history entry, or a sync window of the app's "
+            "project forbids a manual sync now (the app is left as it is)"
+        },
+        409: {"description": "another operation is already in progress"},
+    },
 )
 async def rollback(
     name: str, body: RollbackRequest, who: Caller, state: State, request: Request
 ) -> Accepted:
     app = visible_app(state, who, name, "sync")
     _idle(app)
-    entry, app = await state.engine.prepare_rollback(app, body.id)
+    entry, app = await state.engine.prepare_rollback(app, body.id, pin=body.pin)
     source = entry.source if entry.source and entry.source.get("repoURL") else None
     op = SyncOperation(
         revision=entry.revision,
@@ -107,9 +120,12 @@ async def rollback(
         initiated_by=who.name,
         rollback_id=body.id,
         source=source,
+        rollback_pin=body.pin,
     )
     app = await state.engine.request_sync(app, op)
-    what = f"rollback to history {body.id} ({entry.revision[:12]}); automated sync is off"
+    what = f"rollback to history {body.id} ({entry.revision[:12]}); " + (
+        "pinned there, automated sync stays on" if body.pin else "automated sync is off"
+    )
     await _audited(state, request, who.name, "rollback", app, what)
     return Accepted(message=f"{what}", app=summary(app))
 

@@ -147,6 +147,17 @@ class RollbackRequest(Model):
     id: int = Field(ge=0, description="the history entry to go back to")
     prune: bool = False
     dryRun: bool = False
+    pin: bool = Field(
+        False,
+        description="keep automated sync on and pin the app to that revision "
+        "(spec.syncPolicy.pin) instead of switching automation off",
+    )
+
+
+class WhyResult(Model):
+    """``gitmoor app why``: why the app is, or is not, synced and healthy now."""
+
+    lines: list[str] = Field(description="the explanation, most important first")
 
 
 class RefreshRequest(Model):

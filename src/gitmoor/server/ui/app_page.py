@@ -95,6 +95,17 @@ async def _detail(request: Request, session: Session, name: str) -> AppDetail:
     return await apps.get_application(name, session.principal, server_state(request))
 
 
+async def _why(request: Request, session: Session, name: str) -> list[str]:
+    """The lines of ``gitmoor app why`` (the API's ``GET …/why``), shown under the
+    status; none when they cannot be worked out now (the page still shows the rest)."""
+    try:
+        answer = await apps.get_why(name, session.principal, server_state(request))
+    except (HTTPException, GitmoorError) as e:
+        log.info("event=why_unavailable app=%s error=%s", name, e)
+        return []
+    return answer.lines
+
+
 def _obj(detail: AppDetail) -> str:
     """The RBAC object of the app (``deps.app_object``), from the API's view of it."""
     return f"{detail.project}/{detail.name}"
@@ -174,6 +185,7 @@ async def app_page(name: str, request: Request, session: PageSession) -> HTMLRes
         session,
         active="applications",
         app=detail,
+        why=await _why(request, session, name),
         root=root,
         tree=tree,
         summary=detail.model_dump(exclude={"items", "history", "operation"}),
@@ -187,7 +199,9 @@ async def status_part(name: str, request: Request, session: PageSession) -> HTML
         detail = await _detail(request, session, name)
     except (HTTPException, GitmoorError) as e:
         return _fail(request, session, e, "app/message.html")
-    return render(request, "app/status.html", session, app=detail)
+    return render(
+        request, "app/status.html", session, app=detail, why=await _why(request, session, name)
+    )
 
 
 @router.get("/applications/{name}/part/tree", response_class=HTMLResponse)
