@@ -317,6 +317,12 @@ class Controller:
         try:
             app = parse_application(self.apps[name])
         except UserInputError as e:
+            if being_deleted(self.apps[name]):
+                # Going anyway: its cascade finalizer needs only the inventory and
+                # the destination, so a spec that no longer parses must not hold
+                # the app in deletion for ever.
+                await self._finalize_unparsed(name, e)
+                return
             # Nothing to refresh until the spec changes (which bumps the
             # generation and queues the app again); the user reads why on status.
             await self._report_invalid_spec(self.apps[name], e)
@@ -380,6 +386,17 @@ class Controller:
             log.info("event=app_finalized app=%s", app.name)
             return
         self.queue.add_after(app.name, self.queue.backoff(app.name))
+
+    async def _finalize_unparsed(self, name: str, error: UserInputError) -> None:
+        """:meth:`_finalize` for an app whose spec does not parse
+        (``engine.finalize_unparsed``); when even its destination cannot be read, the
+        app's status says why its deletion waits, and a spec change queues it again."""
+        done = await self.engine.finalize_unparsed(self.apps[name], str(error))
+        if done:
+            self.queue.forget(name)
+            log.info("event=app_finalized app=%s spec_invalid=true", name)
+        elif done is False:
+            self.queue.add_after(name, self.queue.backoff(name))
 
     def _unwatched_progress(self, app: Application, comparison: Comparison) -> bool:
         """Is the app on its way to a health no watch will report? A sync ends once

@@ -362,6 +362,7 @@ class Engine:
         )
         projects.check_resources(project, manifests)
         children.check_children(project, app, manifests)
+        await children.check_child_apps(self.kube, app, manifests)
         projects.check_lint_rules(
             project, manifests, decrypted=rendered.secret_values, app_path=path
         )
@@ -1333,6 +1334,53 @@ class Engine:
         if pending:
             return False
         return await children.remove_cascade_finalizers(self.kube, app)
+
+    async def finalize_unparsed(self, obj: JSONDict, error: str) -> bool | None:
+        """:meth:`finalize` for an app being deleted whose spec no longer parses (an
+        edit the CRD schema let through, or an older gitmoor's spec a newer one
+        refuses): the cascade needs only the inventory, the destination cluster and
+        ``Delete=false``, read leniently (``children.deletion_view``), so the app is
+        not held in deletion for ever. True when done; False to try again later;
+        None when the cascade cannot run until the spec changes (which queues the
+        app again): an ``InvalidSpecError`` condition then says why the deletion
+        waits and how to end it, and the same is logged."""
+        if not (children.being_deleted(obj) and children.cascade_finalizer(obj)):
+            return True
+        meta = obj.get("metadata") or {}
+        name, namespace = str(meta.get("name", "")), str(meta.get("namespace") or self.namespace)
+        again: bool | None
+        try:
+            view = children.deletion_view(obj)
+        except UserInputError as e:
+            reason, again = str(e), None
+        else:
+            try:
+                return await self.finalize(view)
+            except RetryableError:
+                raise
+            except GitmoorError as e:
+                # Its cluster unknown to the registry, say: tried again with backoff.
+                reason, again = str(e), False
+        log.warning(
+            "event=finalizer_stuck app=%s/%s reason=%s spec_error=%s",
+            namespace,
+            name,
+            reason,
+            error,
+        )
+        status = obj.get("status")
+        await operation.invalid_spec(
+            self.kube,
+            name,
+            namespace,
+            status if isinstance(status, dict) else {},
+            f"{error}. The app is being deleted, but its finalizer cannot delete its "
+            f"objects: {reason}. Fix the spec to let it finish, or remove the finalizer "
+            "to delete the app and keep its objects (kubectl patch applications.gitmoor.io "
+            f"{name} -n {namespace} --type merge -p "
+            '\'{"metadata":{"finalizers":null}}\')',
+        )
+        return again
 
     async def tree(self, name: str, *, depth: int = children.TREE_DEPTH) -> children.TreeNode:
         """The app with its child Applications and ApplicationSets, recursively

@@ -14,6 +14,20 @@ What this module holds, and why each rule exists:
   declares: otherwise any app allowed to create Applications could escape its
   project by naming a wider one (Argo CD leaves this to its RBAC; here it is a
   sentence naming the child).
+- **New projects** (:func:`check_children`). A child AppProject can widen
+  every permission (any repository, destination and kind) for the Applications
+  the same render then puts in it, so a parent may declare one only when its own
+  project lists ``{group: gitmoor.io, kind: AppProject}`` explicitly in
+  ``namespaceResourceWhitelist`` (AppProjects are namespaced); an absent
+  whitelist (every namespaced kind) or a ``*`` entry does not grant it. Stricter
+  than Argo CD, which leaves it to the whitelist like any kind. Re-declaring the
+  parent's own project unchanged widens nothing and needs no grant (the
+  ``default`` project ``gitmoor bootstrap``'s app carries).
+- **No takeover of another Application** (:func:`check_child_apps`, a live GET
+  of each child, also before anything is applied): an Application that exists
+  and carries no tracking id, or another app's, is not rewritten by a parent
+  that renders the same name; the sync would otherwise adopt it (as it adopts
+  an untracked ConfigMap) and replace its spec, source and project included.
 - **Finalizer** (:data:`FINALIZERS`, :func:`cascade_finalizer`). As Argo CD's
   ``resources-finalizer.argocd.argoproj.io``: an Application carrying
   ``resources-finalizer.gitmoor.io`` (or Argo CD's name) and being deleted has
@@ -33,12 +47,21 @@ from typing import TYPE_CHECKING, Any
 
 from gitmoor.engine import store
 from gitmoor.engine.operation import status_of
-from gitmoor.engine.prepare import tracking_id_of
+from gitmoor.engine.prepare import owned_by, owner_app, tracking_id_of
 from gitmoor.kube import ConflictError, NotFoundError
+from gitmoor.model import UserInputError
 from gitmoor.model.application import GROUP as APP_GROUP
 from gitmoor.model.application import KIND as APP_KIND
+from gitmoor.model.application import (
+    TRACKING_ANNOTATION,
+    Application,
+    ApplicationSpec,
+    AppSource,
+    Destination,
+    SyncPolicy,
+)
 from gitmoor.model.appset import APPSET_KIND, APPSET_LABEL
-from gitmoor.model.project import IN_CLUSTER, AppProject, ProjectViolation
+from gitmoor.model.project import IN_CLUSTER, AppProject, ProjectViolation, parse_appproject
 from gitmoor.model.project import KIND as PROJECT_KIND
 from gitmoor.model.status import ref_of
 
@@ -47,7 +70,6 @@ if TYPE_CHECKING:
 
     from gitmoor.kube import KubeClient
     from gitmoor.model import JSONDict, Manifest
-    from gitmoor.model.application import Application
 
 #: gitmoor's cascade finalizer, then Argo CD's, honoured alike so that an app of
 #: apps moved over from Argo CD keeps its deletion behaviour
@@ -91,6 +113,19 @@ def check_children(project: AppProject, app: Application, manifests: Sequence[Ma
                 f'"{app.namespace}" (set the parent\'s destination namespace to it)',
                 concerns=f"project {project.name}",
             )
+        if (
+            m.ref.kind == PROJECT_KIND
+            and not may_declare_projects(project)
+            and not _own_project_unchanged(project, m)
+        ):
+            raise ProjectViolation(
+                f"project {project.name}: AppProject {m.ref.name}{at} may not be declared "
+                f"by {app.name}: a child project can grant every repository, destination "
+                "and kind; to allow it, list {group: gitmoor.io, kind: AppProject} in "
+                f"project {project.name}'s spec.namespaceResourceWhitelist (neither an "
+                'absent whitelist nor a "*" entry grants it)',
+                concerns=f"project {project.name}",
+            )
         named = next(
             (
                 n
@@ -106,6 +141,62 @@ def check_children(project: AppProject, app: Application, manifests: Sequence[Ma
             f'"{named}"; a child of {app.name} may name only its parent\'s project '
             f'"{project.name}" or a project the same render declares',
             concerns=f"project {project.name}",
+        )
+
+
+def may_declare_projects(project: AppProject) -> bool:
+    """Does ``project`` let its apps create AppProjects? Only by naming the kind
+    outright in ``namespaceResourceWhitelist``: a child project can widen every
+    permission the parent's project withholds, so the grant must be deliberate,
+    not implied by an absent whitelist or a ``*`` (stricter than Argo CD)."""
+    listed = project.namespace_resource_whitelist or ()
+    return any(g.group == APP_GROUP and g.kind == PROJECT_KIND for g in listed)
+
+
+def _own_project_unchanged(project: AppProject, m: Manifest) -> bool:
+    """Is ``m`` the parent's own project, declared as it stands? That widens
+    nothing (a self-managed install carrying its ``default`` project)."""
+    if m.ref.name != project.name:
+        return False
+    try:
+        declared = parse_appproject(m.obj)
+    except UserInputError:
+        return False
+    return declared.spec() == project.spec()
+
+
+async def check_child_apps(
+    kube: KubeClient, app: Application, manifests: Sequence[Manifest]
+) -> None:
+    """Refuse a render holding an Application that already exists in the apps
+    namespace and is not this parent's (no tracking id, or another app's),
+    naming it and its file: applying would take it over, rewriting its source,
+    destination and project. One GET per child, before anything is applied.
+
+    The parent itself (a self-managing app declaring its own Application) is not
+    a takeover. Argo CD adopts such an Application silently; here the user hands
+    it over deliberately, by deleting it or by stamping the parent's tracking id."""
+    for m in manifests:
+        if m.ref.group != APP_GROUP or m.ref.kind != APP_KIND:
+            continue
+        if m.ref.name == app.name and m.ref.namespace == app.namespace:
+            continue
+        live = await kube.get(m.ref)
+        if live is None or owned_by(app, live):
+            continue
+        owner = owner_app(live)
+        held = (
+            f"its tracking id names app {owner.replace('_', '/', 1)}"
+            if owner
+            else "it carries no tracking id"
+        )
+        at = f" (from {m.source})" if m.source else ""
+        tracking = app.tracking_id(APP_GROUP, APP_KIND, m.ref.namespace, m.ref.name)
+        raise UserInputError(
+            f"Application {m.ref.name}{at} already exists and is not managed by {app.name} "
+            f"({held}); delete it, or rename the child, or hand it to {app.name} by "
+            f"annotating it {TRACKING_ANNOTATION}={tracking}",
+            concerns=f"Application {m.ref.name}",
         )
 
 
@@ -163,6 +254,46 @@ def being_deleted(obj: JSONDict) -> bool:
 def cascade_finalizer(obj: JSONDict) -> bool:
     """Does the Application ask for its objects to go with it?"""
     return any(f in FINALIZERS for f in finalizers_of(obj))
+
+
+def deletion_view(obj: JSONDict) -> Application:
+    """What the cascade finalizer needs of an Application whose spec no longer
+    parses: its name, namespace, status (the inventory), destination cluster and
+    sync options (``Delete=false``), read leniently from the object as it is, so
+    that it is not stuck in deletion for ever (Argo CD's finalizer likewise needs
+    only the app's resources and destination). UserInputError, with the reason,
+    when the destination or the sync options cannot be read: deleting on a guess
+    could delete on the wrong cluster, or what ``Delete=false`` keeps."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    spec = obj.get("spec")
+    dst = spec.get("destination") if isinstance(spec, dict) else None
+    cluster = dst.get("name") if isinstance(dst, dict) else None
+    if not isinstance(dst, dict) or not isinstance(cluster, str | None):
+        raise UserInputError(
+            "spec.destination cannot be read, so the cluster its objects are on is unknown",
+            concerns="spec.destination",
+        )
+    policy = spec.get("syncPolicy") if isinstance(spec, dict) else None
+    options = (policy.get("syncOptions") if isinstance(policy, dict) else None) or []
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise UserInputError(
+            "spec.syncPolicy.syncOptions cannot be read, so whether Delete=false keeps "
+            "its objects is unknown",
+            concerns="spec.syncPolicy.syncOptions",
+        )
+    return Application(
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "")),
+        spec=ApplicationSpec(
+            source=AppSource(repo_url=""),
+            destination=Destination(namespace=str(dst.get("namespace") or ""), name=cluster or ""),
+            sync_policy=SyncPolicy(sync_options=tuple(options)),
+        ),
+        uid=str(meta.get("uid", "")),
+        resource_version=str(meta.get("resourceVersion", "")),
+        raw=obj,
+    )
 
 
 async def remove_cascade_finalizers(kube: KubeClient, app: Application) -> bool:
@@ -320,8 +451,11 @@ __all__ = [
     "app_tree",
     "being_deleted",
     "cascade_finalizer",
+    "check_child_apps",
     "check_children",
+    "deletion_view",
     "is_child_kind",
+    "may_declare_projects",
     "parent_of",
     "remove_cascade_finalizers",
 ]

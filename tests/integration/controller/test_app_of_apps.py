@@ -375,3 +375,105 @@ async def test_app_create_finalizer_and_app_delete_without_a_controller(
     assert deleted.returncode == 0, deleted.stderr
     assert await env.app("solo") is None
     assert await env.kube.get(env.cm("solo")) is not None
+
+
+async def test_a_parent_does_not_take_over_an_application_it_does_not_manage(
+    env: Env, kube: KubeClient, git_cache: Path
+) -> None:
+    repo, apps_ns, ns = env.repo.url, env.apps_ns, env.namespace
+    # Someone's Application, made by hand: no tracking id.
+    await store.save_app(
+        kube,
+        application_manifest(
+            "web", apps_ns, AppSource(repo, "apps/by-hand", "main"), Destination(ns)
+        ),
+    )
+    env.repo.commit(
+        {
+            "parent/web.yaml": child("web", repo, apps_ns, ns, finalizer=False),
+            "parent/db.yaml": child("db", repo, apps_ns, ns, finalizer=False),
+        }
+    )
+    await env.create_parent("parent")
+    engine = Engine(kube, git_cache_dir=git_cache, namespace=apps_ns)
+
+    async def sync() -> str:
+        result = await engine.sync(await store.get_app(kube, "parent", apps_ns))
+        return "" if result.ok else result.message
+
+    ours = f"{apps_ns}_parent:gitmoor.io/Application:{apps_ns}/web"
+    refused = await sync()
+    assert (
+        "Application web (from web.yaml:1) already exists and is not managed by parent "
+        "(it carries no tracking id); delete it, or rename the child, or hand it to parent "
+        f"by annotating it gitmoor.io/tracking-id={ours}"
+    ) in refused, refused
+    # Refused before anything is applied: the app keeps its own source, and the
+    # sibling is not created either.
+    live = await env.app("web")
+    assert live is not None and live["spec"]["source"]["path"] == "apps/by-hand"
+    assert await env.app("db") is None
+
+    # Another app's: refused too, naming that app.
+    theirs = f"{apps_ns}_team:gitmoor.io/Application:{apps_ns}/web"
+    tracking = {"metadata": {"annotations": {"gitmoor.io/tracking-id": theirs}}}
+    await kube.merge_patch(env.app_ref("web"), tracking)
+    refused = await sync()
+    assert f"(its tracking id names app {apps_ns}/team)" in refused, refused
+    live = await env.app("web")
+    assert live is not None and live["spec"]["source"]["path"] == "apps/by-hand"
+
+    # Handed over with the parent's tracking id: updated as any child.
+    tracking = {"metadata": {"annotations": {"gitmoor.io/tracking-id": ours}}}
+    await kube.merge_patch(env.app_ref("web"), tracking)
+    assert await sync() == ""
+    live = await env.app("web")
+    assert live is not None and live["spec"]["source"]["path"] == "apps/web"
+    assert await env.app("db") is not None
+    # Its own child now: the next sync passes the check again.
+    assert await sync() == ""
+
+
+async def test_an_app_whose_spec_no_longer_parses_is_still_finalized(
+    env: Env, kube: KubeClient, controller: Controller
+) -> None:
+    repo, apps_ns, ns = env.repo.url, env.apps_ns, env.namespace
+    env.repo.commit({"apps/solo/cm.yaml": configmap("solo")})
+    manifest = application_manifest(
+        "solo",
+        apps_ns,
+        AppSource(repo, "apps/solo", "main"),
+        Destination(ns),
+        automated=Automated(prune=True),
+    )
+    manifest["metadata"]["finalizers"] = [FINALIZER]
+    await store.save_app(kube, manifest)
+
+    async def synced() -> bool:
+        obj = await env.app("solo")
+        st = (obj or {}).get("status") or {}
+        return (st.get("sync") or {}).get("status") == "Synced"
+
+    await until(synced, "solo synced")
+    assert await kube.get(env.cm("solo")) is not None
+
+    # A spec the CRD schema lets through and gitmoor refuses (an upgrade that
+    # tightened a rule does the same): the controller reports it and stops there.
+    await kube.merge_patch(
+        env.app_ref("solo"), {"spec": {"syncPolicy": {"refreshInterval": "1ms"}}}
+    )
+
+    async def invalid() -> bool:
+        obj = await env.app("solo")
+        conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "InvalidSpecError" for c in conditions)
+
+    await until(invalid, "solo's spec reported invalid")
+    # Deleted now, it still goes, with its objects: the finalizer needs only its
+    # inventory and destination, not a spec that parses.
+    await kube.delete(env.app_ref("solo"))
+
+    async def gone() -> bool:
+        return await env.app("solo") is None and await kube.get(env.cm("solo")) is None
+
+    await until(gone, "solo and its ConfigMap deleted")

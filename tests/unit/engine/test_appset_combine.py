@@ -226,6 +226,15 @@ async def test_post_selector_filters_params() -> None:
     assert await params(gens) == [{"name": "a", "env": "staging"}]
 
 
+BOMB = "\n".join(
+    [
+        '- a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]',
+        *(f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)),
+        "  top: *a7",
+    ]
+)
+
+
 @pytest.mark.parametrize(
     ("gens", "message"),
     [
@@ -233,6 +242,9 @@ async def test_post_selector_filters_params() -> None:
         ([{"list": {"elements": ["a"]}}], r"generators\[0\] \(list\) element 0: must be an object"),
         ([{"list": {"elementsYaml": "a: [b"}}], "elementsYaml is not YAML"),
         ([{"list": {"elementsYaml": "a: b"}}], "elementsYaml must be a YAML list"),
+        # an alias "billion laughs" (400 bytes, 10^8 leaves once expanded) is refused
+        # by the loader's node budget rather than flattened on the event loop
+        ([{"list": {"elementsYaml": BOMB}}], "too many aliases"),
         (
             [
                 {

@@ -4,6 +4,8 @@ Go's text/template and Sprig print for the same input."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -105,3 +107,96 @@ def test_normalize_matches_argo_cds_sanitize_name() -> None:
     assert normalize("My_Cluster") == "my-cluster"
     assert normalize("-a.b_c-") == "a.b-c"
     assert len(normalize("x" * 300)) == 253
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        # Hostile or careless templates fail with a message instead of taking the
+        # controller's memory or its event loop.
+        ('{{ repeat 3000000000 "x" }}', "error calling repeat: result larger than"),
+        ("{{ until 300000000 }}", "error calling until: more than"),
+        ("{{ range 300000000 }}{{ end }}", "range over 300000000: more than"),
+        ('{{ printf "%0999999999d" 1 }}', "width or precision over"),
+        ('{{ indent 3000000000 "x" }}', "error calling indent: result larger than"),
+        ("{{ $l := list 1 }}{{ range until 64 }}{{ $l = concat $l $l }}{{ end }}", "larger than"),
+        ('{{ $s := "" }}{{ range until 500000 }}{{ $s = cat $s "x" }}{{ end }}', "too much work"),
+        ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nests too deeply"),
+        ("{{ 1e400 }}", "bad number syntax"),
+    ],
+)
+def test_limits_refuse_runaway_templates(template: str, message: str) -> None:
+    with pytest.raises(GoTemplateError, match=re.escape(message)):
+        render(template, DATA)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        # Go's int64 wraps; a loop of squarings stays a number, not a huge one
+        ("{{ $x := 2 }}{{ range 7 }}{{ $x = mul $x $x }}{{ end }}{{ $x }}", "0"),
+        ("{{ add 9223372036854775807 1 }}", "-9223372036854775808"),
+        ('{{ float64 "inf" }} {{ float64 "nan" }} {{ int "1e999" }}', "+Inf NaN 0"),
+        ("{{ until -3 }}", "[0 -1 -2]"),  # Sprig counts down
+        # Go's Regexp.Expand: a missing group is empty, a backslash is literal
+        ('{{ regexReplaceAll "a" "abc" "$1" }}', "bc"),
+        ('{{ regexReplaceAll "(?P<x>b)" "abc" "[${x}$$\\\\p]" }}', "a[b$\\p]c"),
+    ],
+)
+def test_numbers_behave_as_go_int64_and_float64(template: str, expected: str) -> None:
+    assert render(template, DATA) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        # RE2's syntax, which Go's regexp shares and Python's re does not read
+        (r'{{ regexFind `(?<v>\d+)` "v12" }}', "12"),
+        (r'{{ regexFind `\pL+` "12héllo" }}', "héllo"),
+        (r'{{ regexFind `(?U)a+` "aaa" }}', "a"),
+        # $ is the end of the text only, not before a final newline
+        ('{{ regexMatch "a$" "a\\n" }}', "false"),
+        # Go's FindAll/ReplaceAll skip an empty match right after a match
+        ('{{ regexReplaceAll "x*" "abxd" "-" }}', "-a-b-d-"),
+        ('{{ regexFindAll "a*" "baaac" -1 }}', "[ aaa ]"),
+        # the examples of Go's regexp documentation
+        ('{{ regexFindAll "a." "paranormal" -1 }}', "[ar an al]"),
+        ('{{ regexFindAll "a." "paranormal" 2 }}', "[ar an]"),
+        ('{{ regexReplaceAll "a(x*)b" "-ab-axxb-" "${1}W" }}', "-W-xxW-"),
+        ('{{ regexReplaceAll "a(x*)b" "-ab-axxb-" "$1W" }}', "---"),
+        ('{{ regexReplaceAllLiteral "a(x*)b" "-ab-axxb-" "${1}" }}', "-${1}-${1}-"),
+        ('{{ regexSplit "a*" "abaabaccadaaae" 5 }}', "[ b b c cadaaae]"),
+        ('{{ regexSplit "" "abc" -1 }}', "[a b c]"),
+        ('{{ regexSplit "(,)" "a,b,c" -1 }}', "[a b c]"),
+        ('{{ regexSplit "," "a,b" 0 }}', "[]"),
+        ('{{ regexQuoteMeta "1.5-2.0?" }}', "1\\.5-2\\.0\\?"),
+    ],
+)
+def test_regex_functions_are_go_regexp(template: str, expected: str) -> None:
+    assert render(template, DATA) == expected
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"(?=a)", r"(a)\1", r"\Ca", "(a"],
+)
+def test_regex_go_refuses_is_refused(pattern: str) -> None:
+    # Lookaround and backreferences are not RE2 (Go refuses them at compile);
+    # Python's re would run them, with its exponential worst case.
+    with pytest.raises(GoTemplateError, match="error calling regexMatch: error parsing regexp"):
+        render("{{ regexMatch .p .s }}", {"p": pattern, "s": "aa"})
+
+
+def test_regex_is_linear_time_on_a_backtracking_pattern() -> None:
+    """``^(a+)+$`` against 64 a's and a b: a backtracking engine tries 2**64
+    ways (Python's re took 13 s for 29 characters, blocking the event loop every
+    ApplicationSet shares); RE2 answers at once. Run in a child process so that a
+    backtracking engine fails the test at the deadline instead of hanging the run."""
+    code = (
+        "from gitmoor.engine.appset._gotemplate import render\n"
+        "print(render('{{ regexMatch \"^(a+)+$\" .s }}', {'s': 'a' * 64 + 'b'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "false"

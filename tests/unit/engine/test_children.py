@@ -11,9 +11,10 @@ from gitmoor.engine.children import (
     being_deleted,
     cascade_finalizer,
     check_children,
+    deletion_view,
     parent_of,
 )
-from gitmoor.model import Manifest, Source
+from gitmoor.model import Manifest, Source, UserInputError
 from gitmoor.model.application import (
     Application,
     AppSource,
@@ -21,10 +22,18 @@ from gitmoor.model.application import (
     application_manifest,
     parse_application,
 )
-from gitmoor.model.project import AppProject, ProjectViolation, default_project
+from gitmoor.model.project import AppProject, GroupKind, ProjectViolation, default_project
 
 APPS = "gitmoor"
 TEAM = AppProject(name="team", namespace=APPS)
+MAY_CREATE_PROJECTS = AppProject(
+    name="team",
+    namespace=APPS,
+    namespace_resource_whitelist=(
+        GroupKind("*", "*"),
+        GroupKind("gitmoor.io", "AppProject"),
+    ),
+)
 
 
 def parent(*, dest: str = APPS, cluster: str = "", project: str = "team") -> Application:
@@ -103,8 +112,47 @@ def test_a_child_without_a_project_is_in_default_which_a_team_parent_cannot_give
 
 def test_a_project_declared_by_the_same_render_may_be_named() -> None:
     check_children(
-        TEAM, parent(), [project_manifest("web-team"), app_manifest("web", project="web-team")]
+        MAY_CREATE_PROJECTS,
+        parent(),
+        [project_manifest("web-team"), app_manifest("web", project="web-team")],
     )
+
+
+@pytest.mark.parametrize(
+    "whitelist",
+    [
+        None,  # absent: every namespaced kind, but not this one
+        (GroupKind("*", "*"),),
+        (GroupKind("gitmoor.io", "*"),),
+        (GroupKind("gitmoor.io", "Application"),),
+    ],
+)
+def test_a_new_project_needs_the_kind_listed_outright(
+    whitelist: tuple[GroupKind, ...] | None,
+) -> None:
+    # A child project can grant every repository, destination and kind to the
+    # Applications the same render puts in it: implied permission is not enough.
+    team = AppProject(name="team", namespace=APPS, namespace_resource_whitelist=whitelist)
+    with pytest.raises(ProjectViolation) as raised:
+        check_children(team, parent(), [project_manifest("web-team"), app_manifest("web")])
+    assert str(raised.value) == (
+        "project team: AppProject web-team (from project.yaml) may not be declared by "
+        "platform: a child project can grant every repository, destination and kind; to "
+        "allow it, list {group: gitmoor.io, kind: AppProject} in project team's "
+        'spec.namespaceResourceWhitelist (neither an absent whitelist nor a "*" entry '
+        "grants it)"
+    )
+
+
+def test_the_parents_own_project_unchanged_needs_no_grant() -> None:
+    # A self-managed install carries its own project (gitmoor bootstrap's app
+    # and the default project): declared as it stands, it widens nothing.
+    default = default_project(APPS)
+    own = Manifest.of(default.to_manifest(), Source("gitmoor-project.yaml"))
+    check_children(default, parent(project="default"), [own])
+    wider = Manifest.of(TEAM.to_manifest() | {"spec": {"sourceRepos": ["*"]}}, Source("p.yaml"))
+    with pytest.raises(ProjectViolation, match=r"AppProject team .* may not be declared"):
+        check_children(TEAM, parent(), [wider])
 
 
 def test_an_applicationset_templates_project_is_judged_and_must_be_literal() -> None:
@@ -171,3 +219,29 @@ def test_the_cascade_finalizer_is_gitmoors_or_argo_cds(
     assert cascade_finalizer(obj) is cascades
     assert being_deleted(obj)
     assert not being_deleted({"metadata": {"finalizers": finalizers}})
+
+
+def test_an_app_whose_spec_does_not_parse_can_still_be_finalized() -> None:
+    # The cascade needs the inventory (status), the destination cluster and
+    # Delete=false: read from the object even when its spec no longer parses.
+    obj: dict[str, Any] = {
+        "metadata": {"name": "web", "namespace": APPS, "deletionTimestamp": "2026-12-01T12:00:00Z"},
+        "spec": {
+            "destination": {"namespace": "web", "name": "edge"},
+            "syncPolicy": {
+                "retry": {"backoff": {"duration": "soon"}},
+                "syncOptions": ["Delete=false"],
+            },
+        },
+        "status": {"resources": [{"kind": "ConfigMap", "namespace": "web", "name": "x"}]},
+    }
+    with pytest.raises(UserInputError):
+        parse_application(obj)
+    view = deletion_view(obj)
+    assert (view.name, view.namespace, view.spec.destination.name) == ("web", APPS, "edge")
+    assert view.spec.sync_policy.sync_options == ("Delete=false",)
+    assert view.status is obj["status"]
+    # Without a readable destination the cluster is unknown: nothing is deleted on a guess.
+    obj["spec"]["destination"] = "edge"
+    with pytest.raises(UserInputError, match=r"spec\.destination cannot be read"):
+        deletion_view(obj)

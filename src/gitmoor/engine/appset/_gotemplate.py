@@ -21,8 +21,8 @@ le gt ge len index slice print printf println``; Sprig's ``default empty
 coalesce ternary required fail``, ``lower upper title trim trimAll trimPrefix
 trimSuffix hasPrefix hasSuffix contains replace trunc substr repeat nospace cat
 quote squote indent nindent splitList split join kebabcase snakecase
-regexMatch regexFind regexReplaceAll b64enc b64dec sha1sum sha256sum toString
-toJson toRawJson toPrettyJson fromJson``, ``list dict get set hasKey keys
+regexMatch regexFind regexFindAll regexReplaceAll regexReplaceAllLiteral
+regexSplit regexQuoteMeta b64enc b64dec sha1sum sha256sum toString toJson toRawJson toPrettyJson fromJson``, ``list dict get set hasKey keys
 values first last rest initial has uniq sortAlpha concat dig``, ``add add1 sub
 mul div mod max min int int64 float64 atoi until``; Argo CD's ``normalize
 slugify toYaml fromYaml fromYamlArray``.
@@ -40,10 +40,14 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
+import re2  # type: ignore[import-untyped]
 import yaml
+
+from gitmoor.model.errors import UserInputError
+from gitmoor.render.yamlload import load_documents
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -461,9 +465,13 @@ def go_str(value: Any) -> str:
     if isinstance(value, dict):
         pieces = (f"{k}:{go_str(value[k])}" for k in sorted(value))
         return "map[" + _bounded_join(" ", pieces) + "]"
-    if isinstance(value, int) and abs(value) >= _INT64:
-        # Python's int has no 64-bit wrap (and refuses to print past 4300 digits)
-        raise GoTemplateError("number out of range")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT64:
+        # Wider than Go's integers: a YAML/JSON number that size is a float64 in
+        # Argo CD (and Python refuses to print an int past 4300 digits).
+        try:
+            return go_str(float(value))
+        except OverflowError as e:
+            raise GoTemplateError("number out of range") from e
     return str(value)
 
 
@@ -782,18 +790,26 @@ def _to_yaml(v: Any) -> str:
     return str(yaml.safe_dump(v, default_flow_style=False, sort_keys=True)).removesuffix("\n")
 
 
+def _load_yaml(s: Any) -> Any:
+    """The first document, through gitmoor's strict loader: its node budget
+    refuses an alias bomb, which PyYAML would load as shared references for
+    ``toJson`` to expand (go-yaml: "excessive aliasing")."""
+    docs = load_documents(go_str(s), where="fromYaml")
+    return docs[0].data if docs else None
+
+
 def _from_yaml(s: Any) -> Any:
     try:
-        value = yaml.safe_load(go_str(s))
-    except yaml.YAMLError as e:
+        value = _load_yaml(s)
+    except UserInputError as e:
         return {"Error": str(e)}
     return value if isinstance(value, dict) else {}
 
 
 def _from_yaml_array(s: Any) -> Any:
     try:
-        value = yaml.safe_load(go_str(s))
-    except yaml.YAMLError as e:
+        value = _load_yaml(s)
+    except UserInputError as e:
         return [str(e)]
     return value if isinstance(value, list) else []
 
@@ -872,11 +888,124 @@ def _mod(a: Any, b: Any) -> int:
     return x - y * _div(x, y)
 
 
-def _regex(pattern: Any, fn: str) -> re.Pattern[str]:
+# The regex functions run RE2, as Sprig's do through Go's regexp package: linear
+# in the subject whatever the pattern, where Python's backtracking ``re`` takes
+# seconds on ``^(a+)+$`` against 30 characters, on the event loop every
+# ApplicationSet shares (a denial of service written in one template). RE2's
+# syntax is Go's: ``(?P<name>)`` and ``(?<name>)``, ``\pL``, ``\z``, ``(?U)``,
+# ``\Q...\E``; no lookaround or backreference (refused, as Go refuses them),
+# ``$`` only at the end of the text, ``\d`` ASCII.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is a GoTemplateError, not a line on stderr
+
+
+@lru_cache(maxsize=256)
+def _compile_re2(pattern: str) -> Any:
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def _regex(pattern: Any, fn: str) -> Any:
+    """``pattern`` compiled by RE2; a pattern Go's regexp refuses fails the call
+    (Sprig's ``regexp.MustCompile``: the template stops with the parse error)."""
+    text = go_str(pattern)
+    if _any_byte(text):
+        # RE2's \C (one byte, splitting a UTF-8 character): Go has no such escape.
+        raise GoTemplateError(
+            f"error calling {fn}: error parsing regexp: invalid escape sequence: `\\C`"
+        )
     try:
-        return re.compile(go_str(pattern))
-    except re.error as e:
-        raise GoTemplateError(f"error calling {fn}: {e}") from e
+        return _compile_re2(text)
+    except re2.error as e:
+        detail = e.args[0] if e.args else e
+        detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+        raise GoTemplateError(f"error calling {fn}: error parsing regexp: {detail}") from e
+
+
+def _any_byte(pattern: str) -> bool:
+    i = pattern.find("\\")
+    while i != -1:
+        if pattern[i + 1 : i + 2] == "C":
+            return True
+        i = pattern.find("\\", i + 2)
+    return False
+
+
+def _go_matches(rx: Any, s: str, n: int = -1) -> list[Any]:
+    """Go's ``FindAll`` (``n`` < 0: every match): an empty match right where the
+    previous match ended is skipped, which Python's ``finditer`` (since 3.7)
+    yields, so ``x*`` against ``abxd`` finds 5 matches as in Go, not 6."""
+    out: list[Any] = []
+    prev_end = -1
+    for m in rx.finditer(s):
+        if 0 <= n <= len(out):
+            break
+        if m.start() == m.end() == prev_end:
+            continue
+        prev_end = m.end()
+        out.append(m)
+    return out
+
+
+def _go_replace(pattern: Any, s: Any, fn: str, replacement: Callable[[Any], str]) -> str:
+    """Go's ``ReplaceAllString``/``ReplaceAllLiteralString``: each of the matches
+    :func:`_go_matches` finds, replaced."""
+    text = go_str(s)
+    parts: list[str] = []
+    last = 0
+    for m in _go_matches(_regex(pattern, fn), text):
+        parts += [text[last : m.start()], replacement(m)]
+        last = m.end()
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _regex_split(pattern: Any, s: Any, n: Any) -> list[str]:
+    """Go's ``Regexp.Split``: ``n`` < 0 all pieces, 0 none, else at most ``n``
+    (the last holding the rest); capture groups are not spliced in, as
+    Python's ``split`` would."""
+    rx, text, limit = _regex(pattern, "regexSplit"), go_str(s), _int(n)
+    if limit == 0:
+        return []
+    if rx.pattern and not text:
+        return [""]
+    pieces: list[str] = []
+    begin = end = 0
+    for m in _go_matches(rx, text, limit):
+        if limit > 0 and len(pieces) == limit - 1:
+            break
+        end = m.start()
+        if m.end() != 0:
+            pieces.append(text[begin:end])
+        begin = m.end()
+    if end != len(text):
+        pieces.append(text[begin:])
+    return pieces
+
+
+def _quote_meta(s: Any) -> str:
+    """Go's ``regexp.QuoteMeta``: a backslash before each of ``\\.+*?()|[]{}^$``."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$" else c for c in go_str(s))
+
+
+_EXPAND = re.compile(r"\$(?:(\$)|\{(\w+)\}|(\w+))")
+
+
+def _go_expand(template: str, m: Any) -> str:
+    """Go's ``Regexp.Expand`` (what ``regexReplaceAll`` does with its replacement):
+    ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``; a group that does not exist
+    or did not match is empty, and a backslash is just a backslash (Python's own
+    template syntax would read ``\\p`` as a bad escape and raise)."""
+
+    def one(e: re.Match[str]) -> str:
+        if e.group(1):
+            return "$"
+        name = e.group(2) or e.group(3)
+        if name.isdigit():
+            index = int(name)
+            return (m.group(index) or "") if index <= (m.re.groups or 0) else ""
+        return (m.group(name) or "") if name in m.re.groupindex else ""
+
+    return _EXPAND.sub(one, template)
 
 
 def _b64dec(s: Any) -> str:
@@ -945,9 +1074,17 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "regexFind": lambda r, s: (lambda m: m.group() if m else "")(
         _regex(r, "regexFind").search(go_str(s))
     ),
-    "regexReplaceAll": lambda r, s, repl: _regex(r, "regexReplaceAll").sub(
-        re.sub(r"\$\{?(\w+)\}?", r"\\g<\1>", go_str(repl)), go_str(s)
+    "regexFindAll": lambda r, s, n: [
+        m.group() for m in _go_matches(_regex(r, "regexFindAll"), go_str(s), _int(n))
+    ],
+    "regexReplaceAll": lambda r, s, repl: _go_replace(
+        r, s, "regexReplaceAll", partial(_go_expand, go_str(repl))
     ),
+    "regexReplaceAllLiteral": lambda r, s, repl: _go_replace(
+        r, s, "regexReplaceAllLiteral", lambda _m: go_str(repl)
+    ),
+    "regexSplit": _regex_split,
+    "regexQuoteMeta": _quote_meta,
     "b64enc": lambda s: base64.b64encode(go_str(s).encode()).decode(),
     "b64dec": _b64dec,
     "sha1sum": lambda s: hashlib.sha1(go_str(s).encode()).hexdigest(),  # noqa: S324
@@ -1163,7 +1300,7 @@ class _Exec:
             raise
         except TypeError as e:
             raise GoTemplateError(f"wrong number of args for {name}: {len(values)} given") from e
-        except (ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as e:
+        except (ValueError, KeyError, IndexError, AttributeError, ArithmeticError, re.error) as e:
             raise GoTemplateError(f"error calling {name}: {e}") from e
         if name in _LOOKUPS or not isinstance(result, (str, list, tuple, dict)):
             self.spend(1)

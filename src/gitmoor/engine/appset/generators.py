@@ -63,6 +63,7 @@ field; nothing is returned half-done.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import posixpath
@@ -406,6 +407,9 @@ def _glob_match(pattern: str, path: str) -> bool:
     ``path.Match`` (doublestar, which Argo CD's file globbing uses)."""
     pats, parts = pattern.split("/"), path.split("/")
 
+    # Memoised: without it ``**/**/**/...`` tries every split of the path, which
+    # is exponential in the number of ``**``.
+    @functools.cache
     def match(i: int, j: int) -> bool:
         if i == len(pats):
             return j == len(parts)
