@@ -25,6 +25,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
 PACKAGE_CRDS = REPO_ROOT / "src" / "gitmoor" / "crds"
 CRD_FILES = ("applications.yaml", "applicationsets.yaml", "appprojects.yaml")
+ROLLOUT_CRD_FILES = (
+    "rollouts.yaml",
+    "analysistemplates.yaml",
+    "clusteranalysistemplates.yaml",
+    "analysisruns.yaml",
+)
 
 
 def _image() -> str:
@@ -47,6 +53,7 @@ TARGETS = (
     "deploy/overlays/ha",
     "deploy/overlays/namespaced",
     "deploy/overlays/impersonation",
+    "deploy/rollouts",
 )
 
 BASE_KINDS = Counter(
@@ -128,6 +135,37 @@ def test_the_crd_copy_is_the_package_crd(name: str) -> None:
         f"{copy} differs from {package}: cp {package.relative_to(REPO_ROOT)} "
         f"{copy.relative_to(REPO_ROOT)}"
     )
+
+
+@pytest.mark.parametrize("name", ROLLOUT_CRD_FILES)
+def test_the_rollout_crd_copy_is_the_package_crd(name: str) -> None:
+    copy = DEPLOY / "rollouts" / name
+    package = PACKAGE_CRDS / "rollouts" / name
+    assert copy.read_bytes() == package.read_bytes(), (
+        f"{copy} differs from {package}: cp {package.relative_to(REPO_ROOT)} "
+        f"{copy.relative_to(REPO_ROOT)}"
+    )
+
+
+def test_the_rollout_crds_are_an_optional_component(kubectl: str) -> None:
+    # deploy/rollouts is exactly gitmoor's four Argo Rollouts CRDs, labelled as
+    # gitmoor's; the default install leaves argoproj.io alone, since a cluster may
+    # run Argo Rollouts with its own CRDs.
+    objs = sorted(render(kubectl, "deploy/rollouts"), key=lambda o: o["metadata"]["name"])
+    package = [
+        yaml.safe_load((PACKAGE_CRDS / "rollouts" / n).read_text()) for n in ROLLOUT_CRD_FILES
+    ]
+    assert objs == sorted(package, key=lambda o: o["metadata"]["name"])
+    for o in objs:
+        assert o["spec"]["group"] == "argoproj.io"
+        assert o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "gitmoor"
+    for target in TARGETS:
+        if target != "deploy/rollouts":
+            assert not [
+                o
+                for o in render(kubectl, target)
+                if o.get("spec", {}).get("group") == "argoproj.io"
+            ], target
 
 
 @pytest.mark.parametrize("target", TARGETS)

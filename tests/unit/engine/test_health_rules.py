@@ -78,6 +78,14 @@ def test_every_status_is_exercised() -> None:
         {"apiVersion": "v1", "kind": "Pod", "status": {"containerStatuses": [None, 3]}},
         {"apiVersion": "batch/v1", "kind": "CronJob", "status": {"lastScheduleTime": "yesterday"}},
         {"kind": "Widget", "metadata": None, "status": None},
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"generation": "1", "annotations": ["x"]},
+            "spec": {"replicas": "3", "strategy": "blueGreen", "workloadRef": 1},
+            "status": {"observedGeneration": [1], "conditions": {}, "pauseConditions": "yes"},
+        },
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun", "status": {"phase": 7}},
     ],
 )
 def test_malformed_objects_do_not_raise(obj: dict[str, Any]) -> None:

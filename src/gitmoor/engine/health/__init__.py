@@ -12,7 +12,8 @@
    Certificate, Bitnami SealedSecret (its ``Synced`` condition) and External
    Secrets ExternalSecret (its ``Ready`` condition), and the GitOps kinds of an
    app of apps (a child Application's own ``status.health``, an ApplicationSet's
-   ``ErrorOccurred`` condition) — written after
+   ``ErrorOccurred`` condition), and Argo Rollouts' Rollout and AnalysisRun
+   (their ``status.phase``) — written after
    gitops-engine's ``pkg/health`` and Argo CD's bundled Lua checks (messages
    kept so users recognise them);
 3. otherwise the standard conditions: ``Ready`` (then ``Available``) True →

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gitmoor.engine.health import _apps, _cluster, _pods, _secrets, _workloads
+from gitmoor.engine.health import _apps, _cluster, _pods, _rollouts, _secrets, _workloads
 from gitmoor.engine.health._fields import group_kind
 from gitmoor.engine.health._generic import generic_properties, standard_conditions
 from gitmoor.model import Health, HealthStatus, JSONDict
@@ -45,6 +45,9 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("argoproj.io", "Application"): _apps.application,
     ("gitmoor.io", "ApplicationSet"): _apps.application_set,
     ("argoproj.io", "ApplicationSet"): _apps.application_set,
+    # Progressive delivery: Argo Rollouts' kinds, run by gitmoor or by Argo Rollouts.
+    ("argoproj.io", "Rollout"): _rollouts.rollout,
+    ("argoproj.io", "AnalysisRun"): _rollouts.analysis_run,
 }
 
 

@@ -1,0 +1,1 @@
+"""Progressive delivery: Argo Rollouts' Rollout, AnalysisTemplate and AnalysisRun, run by gitmoor."""
