@@ -6,7 +6,7 @@ CLUSTER_HOME ?= .local/cluster
 UI_DIR := src/gitmoor/server/ui
 CHROMIUM_MISSING := Chromium is missing: install Debian's `chromium` package (apt-get install chromium)
 
-.PHONY: help deps binaries chromium ui-vendor demo demo-down test test-unit lint cluster cluster-down cluster-status schemas bench
+.PHONY: help deps binaries chromium ui-vendor demo demo-down test test-unit lint cluster cluster-down cluster-status schemas bench image image-pin image-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -40,7 +40,7 @@ ui-vendor: ## copy htmx from the npm registry (pinned by package-lock.json) into
 	  (cd $(UI_DIR)/static/vendor && sha256sum htmx.min.js htmx.LICENSE > SHA256SUMS) && \
 	  echo "vendored: $$(cd $(UI_DIR)/static/vendor && tr '\n' ' ' < SHA256SUMS)"
 
-test: deps binaries chromium ## run every test (unit and integration, on a real control plane and Chromium)
+test: deps binaries chromium image-tools ## run every test (unit and integration, on a real control plane and Chromium)
 	@$(UV) run pytest
 
 test-unit: deps ## run the fast unit tests only
@@ -66,3 +66,14 @@ schemas: cluster ## regenerate gitmoor lint's OpenAPI schemas from the local con
 
 bench: deps binaries ## run the benchmarks and print their figures
 	@$(UV) run python bench/run.py
+
+image-tools: ## mmdebstrap and umoci, the daemonless image builders (apt-get installs them where it can)
+	@if ! command -v mmdebstrap >/dev/null 2>&1 || ! command -v umoci >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make image needs root, mmdebstrap and umoci (the image tests skip)"; \
+	  else apt-get update -qq && apt-get install -y -qq mmdebstrap umoci >/dev/null; fi; fi
+
+image: deps image-tools ## build the container image into .local/image/oci (no Docker, no base image); print its digest
+	@bash image/build.sh
+
+image-pin: image ## build the image, then pin deploy/ to its digest (kustomize images: digest:)
+	@python3 image/pin.py "$$(cat .local/image/digest)"
