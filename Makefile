@@ -15,7 +15,7 @@ deps: ## install uv and the Python environment (.venv) from uv.lock
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv
 	@$(UV) sync --frozen --quiet
 
-binaries: ## build the control plane, kwok, helm, sops and age into ~/.cache/gitmoor (once)
+binaries: ## build the control plane, kwok, helm, sops, age and prometheus into ~/.cache/gitmoor (once)
 	@bash testenv/build.sh >/dev/null
 
 demo: deps binaries ## start the local control plane and run the demo

@@ -63,8 +63,9 @@ BASE_KINDS = Counter(
         "ServiceAccount": 1,
         "Role": 1,
         "RoleBinding": 1,
-        "ClusterRole": 1,
-        "ClusterRoleBinding": 1,
+        # gitmoor-controller, and gitmoor-rollouts (the Rollout controller's rights)
+        "ClusterRole": 2,
+        "ClusterRoleBinding": 2,
         "Deployment": 1,
         "Service": 1,
     }
@@ -202,6 +203,39 @@ def test_the_default_install(kubectl: str) -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "gitmoor-controller", "namespace": "gitmoor"}
     ]
+
+
+def test_the_rollout_controllers_cluster_role(kubectl: str) -> None:
+    # Exactly what gitmoor.rollouts uses (Argo Rollouts' own ClusterRole names the
+    # same kinds), bound to the controller's ServiceAccount alone; kept by the
+    # impersonation overlay, whose controller may otherwise write nothing.
+    for target in ("deploy", "deploy/overlays/impersonation"):
+        objs = render(kubectl, target)
+        assert _granted(only(objs, "ClusterRole", "gitmoor-rollouts")["rules"]) == {
+            ("argoproj.io", "rollouts"): frozenset({"get", "list", "watch"}),
+            ("argoproj.io", "rollouts/status"): frozenset({"update", "patch"}),
+            ("argoproj.io", "rollouts/finalizers"): frozenset({"update"}),
+            ("argoproj.io", "analysisruns"): frozenset(
+                {"get", "list", "watch", "create", "update", "patch", "delete"}
+            ),
+            ("argoproj.io", "analysisruns/status"): frozenset({"update", "patch"}),
+            ("argoproj.io", "analysistemplates"): frozenset({"get", "list"}),
+            ("argoproj.io", "clusteranalysistemplates"): frozenset({"get", "list"}),
+            ("apps", "replicasets"): frozenset(
+                {"get", "list", "watch", "create", "patch", "delete"}
+            ),
+            ("apps", "deployments"): frozenset({"get"}),
+            ("", "services"): frozenset({"get", "list", "watch", "patch"}),
+            ("", "pods"): frozenset({"list", "delete"}),
+            ("", "secrets"): frozenset({"get"}),
+            ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"get"}),
+        }
+        binding = only(objs, "ClusterRoleBinding", "gitmoor-rollouts")
+        assert binding["roleRef"]["name"] == "gitmoor-rollouts"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "gitmoor-controller", "namespace": "gitmoor"}
+        ]
+        assert "--rollouts=false" not in container(objs)["args"]
 
 
 def test_the_role_in_gitmoors_namespace(kubectl: str) -> None:
@@ -350,9 +384,13 @@ def test_the_namespaced_overlay_grants_nothing_cluster_wide(kubectl: str) -> Non
         assert o["subjects"] == [
             {"kind": "ServiceAccount", "name": "gitmoor-controller", "namespace": "gitmoor"}
         ]
-    # Its own namespace keeps the base's Role; the controller is the same.
+    # Its own namespace keeps the base's Role; the controller is the same, but
+    # for the Rollout controller, which needs cluster-wide rights, turned off.
     only(objs, "Role", "gitmoor-controller")
-    assert container(objs) == container(render(kubectl, "deploy"))
+    c = container(objs)
+    assert c["args"][-1] == "--rollouts=false"
+    assert {**c, "args": c["args"][:-1]} == container(render(kubectl, "deploy"))
+    assert _cli_accepts(c["args"])["rollouts"] == "false"
 
 
 def test_an_overlay_can_move_the_install_to_another_namespace(kubectl: str, tmp_path: Path) -> None:
@@ -370,7 +408,7 @@ def test_an_overlay_can_move_the_install_to_another_namespace(kubectl: str, tmp_
     assert only(objs, "Namespace")["metadata"]["name"] == "gitops"
     assert {o["metadata"]["namespace"] for o in objs if "namespace" in o["metadata"]} == {"gitops"}
     bindings = [o for o in objs if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
-    assert len(bindings) == 5
+    assert len(bindings) == 6
     for binding in bindings:
         assert [s["namespace"] for s in binding["subjects"]] == ["gitops"]
 

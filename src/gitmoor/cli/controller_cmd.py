@@ -19,6 +19,21 @@ if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
 
 
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _parse_bool(value: str) -> str:
+    """``--rollouts=false`` as the issue spells it: a click flag takes no value, so
+    the option takes one and reads it as a boolean ("true" or "false" after this)."""
+    low = value.strip().lower()
+    if low in _TRUE:
+        return "true"
+    if low in _FALSE:
+        return "false"
+    raise typer.BadParameter(f"{value!r} is not a boolean (true or false)")
+
+
 def controller(
     interval: Annotated[
         float,
@@ -73,9 +88,33 @@ def controller(
             min=0,
         ),
     ] = 10.0,
+    rollouts: Annotated[
+        str,
+        typer.Option(
+            "--rollouts",
+            metavar="BOOL",
+            callback=_parse_bool,
+            help="run Argo Rollouts' Rollout and AnalysisRun objects (blueGreen, canary, "
+            "analysis) in this process: --rollouts=false (or --no-rollouts) turns it off. "
+            "It idles while the Rollout CRD is absent and refuses to start over Argo "
+            "Rollouts' own CRDs",
+        ),
+    ] = "true",
+    no_rollouts: Annotated[
+        bool, typer.Option("--no-rollouts", help="the same as --rollouts=false")
+    ] = False,
+    rollouts_takeover: Annotated[
+        bool,
+        typer.Option(
+            "--rollouts-takeover",
+            help="run the Rollout controller even where Argo Rollouts' own CRDs are "
+            "installed (stop Argo Rollouts' controller first: two controllers would fight)",
+        ),
+    ] = False,
 ) -> None:
     """Run the controller: sync automated apps, heal drift, run requested operations,
-    keep every app's status current; serve POST /api/webhook, GET /metrics, GET /healthz."""
+    keep every app's status current, run Rollouts and AnalysisRuns; serve
+    POST /api/webhook, GET /metrics, GET /healthz."""
     from gitmoor.controller.ratelimit import RefreshLimits
     from gitmoor.controller.service import serve_controller
     from gitmoor.secrets.redact import install_log_filter
@@ -97,6 +136,8 @@ def controller(
             self_heal_debounce=self_heal_debounce,
             webhook_allow_unsigned=webhook_allow_unsigned,
             webhook_limits=RefreshLimits(burst=webhook_burst, interval=webhook_interval),
+            rollouts=rollouts == "true" and not no_rollouts,
+            rollouts_takeover=rollouts_takeover,
         )
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -40,6 +40,7 @@ from gitmoor.cli.proj_cmd import proj_cmd
 from gitmoor.cli.promote_cmd import promote
 from gitmoor.cli.render_cmd import render
 from gitmoor.cli.repo_cmd import repo_cmd
+from gitmoor.cli.rollout_cmd import rollout_cmd
 from gitmoor.cli.secret_cmd import secret_cmd
 from gitmoor.cli.server_cmd import server
 from gitmoor.cli.version_cmd import version
@@ -134,6 +135,7 @@ app.add_typer(proj_cmd, name="proj")
 app.add_typer(account_cmd, name="account")
 app.add_typer(admin_cmd, name="admin")
 app.add_typer(secret_cmd, name="secret")
+app.add_typer(rollout_cmd, name="rollout")
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ from gitmoor.controller.webhook import (
 from gitmoor.engine import app_identity
 from gitmoor.model import GitmoorError, ObjectRef
 from gitmoor.model.application import Application, parse_application
+from gitmoor.rollouts.controller import run_rollouts
 from gitmoor.settings.clusters import ClusterRegistry
 
 if TYPE_CHECKING:
@@ -242,8 +243,12 @@ async def serve_controller(
     webhook_allow_unsigned: bool = False,
     webhook_limits: RefreshLimits | None = None,
     stop: asyncio.Event | None = None,
+    rollouts: bool = True,
+    rollouts_takeover: bool = False,
 ) -> None:
-    """Run the controller until ``stop`` is set (or forever)."""
+    """Run the controller until ``stop`` is set (or forever). ``rollouts`` also runs
+    the Rollout and AnalysisRun controllers (``gitmoor.rollouts``, issue 16);
+    ``rollouts_takeover`` runs them even over Argo Rollouts' own CRDs."""
     import uvicorn
 
     clusters = ClusterRegistry(kube, namespace=namespace)
@@ -316,7 +321,12 @@ async def serve_controller(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.gather(ctrl.run(stop), appsets.run(stop))
+        loops = [ctrl.run(stop), appsets.run(stop)]
+        if rollouts:
+            # Rollouts (blueGreen, canary) and their AnalysisRuns, in the same process;
+            # a refusal (foreign CRDs) leaves the Application controller running.
+            loops.append(run_rollouts(kube, stop, takeover=rollouts_takeover))
+        await asyncio.gather(*loops)
         log.info("event=controller_stopped")
     finally:
         if server is not None:

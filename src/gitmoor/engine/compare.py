@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from gitmoor.engine.health import health_of
 from gitmoor.engine.live import read_live
-from gitmoor.engine.normalize import IgnoreRule, ResourceDiff, compare
+from gitmoor.engine.normalize import BUILTIN_RULES, IgnoreRule, ResourceDiff, compare
 from gitmoor.engine.plan import Role, directives
 from gitmoor.engine.prepare import owned_by
 from gitmoor.engine.redaction import redactor_for
@@ -173,7 +173,9 @@ def verdict_salt(rules: Sequence[IgnoreRule], redactor: Redactor | None) -> str:
 
 
 def ignore_rules(app: Application) -> tuple[IgnoreRule, ...]:
-    return tuple(
+    """The engine's built-in rules (``normalize.BUILTIN_RULES``: what a known
+    controller writes into a declared object), then the app's ``ignoreDifferences``."""
+    return BUILTIN_RULES + tuple(
         IgnoreRule(
             group=i.group,
             kind=i.kind,

@@ -25,6 +25,9 @@ left to remove is what the server changes on every write or owns outright:
 - the user's ``ignoreDifferences``: RFC 6901 JSON pointers per group/kind (and
   optionally name/namespace), removed from both sides as Argo CD does, so a field
   another actor owns (an HPA's ``/spec/replicas``) stops showing as drift.
+- ``BUILTIN_RULES``: the same for the fields a known controller writes into an
+  object Git declares (a Service selector's ``rollouts-pod-template-hash``), for
+  every app and always respected at apply.
 
 Both sides are then masked by the app's ``Redactor`` (:mod:`gitmoor.secrets.redact`:
 Secret values and the fields of the app's and its project's ``redactions``) before
@@ -231,6 +234,45 @@ class IgnoreRule:
                 _remove(desired, tokens)
             else:
                 _put(desired, tokens, copy_json(value))
+
+
+#: The selector key Argo Rollouts' controller (and gitmoor's, gitmoor.rollouts)
+#: adds to a Rollout's ``activeService``/``previewService``/``canaryService``/
+#: ``stableService`` to point it at one ReplicaSet.
+ROLLOUTS_HASH_KEY = "rollouts-pod-template-hash"
+
+#: Rules the engine applies to every app, whatever its spec: ignored in the diff
+#: *and* respected at apply (the live value sent back, as under
+#: ``RespectIgnoreDifferences=true``), whatever the app's sync options.
+#:
+#: The one such field is a Service's ``/spec/selector/rollouts-pod-template-hash``:
+#: the Rollout controller writes it, Git never has it (Argo Rollouts documents
+#: the key as the controller's; users write the selector without it). Under Argo
+#: CD's default client-side apply it never shows: the three-way merge removes only
+#: what ``last-applied-configuration`` had, and that never had the key, so Argo CD
+#: users add no rule for it. Under server-side apply a Service's ``spec.selector``
+#: is an *atomic* map (``x-kubernetes-map-type: atomic`` in the core/v1 OpenAPI;
+#: measured in tests/integration/rollouts/test_bluegreen.py): an apply of Git's
+#: selector replaces it whole and drops the key, and the dry-run predicts that,
+#: so the app would read OutOfSync during every rollout and a self-heal would
+#: point the Services at every ReplicaSet at once. Argo CD's documented remedy
+#: under ``ServerSideApply=true`` is exactly this rule written by hand
+#: (ignoreDifferences + RespectIgnoreDifferences); gitmoor always applies
+#: server-side, so it is built in, and a Rollout in a gitmoor app needs nothing.
+BUILTIN_RULES: tuple[IgnoreRule, ...] = (
+    IgnoreRule(
+        group="",
+        kind="Service",
+        json_pointers=(f"/spec/selector/{ROLLOUTS_HASH_KEY}",),
+    ),
+)
+
+
+def respected(rule: IgnoreRule, respect_ignored: bool) -> bool:
+    """Is ``rule``'s live value sent back at apply? Always for a built-in rule; for
+    the app's own, under ``RespectIgnoreDifferences=true`` only (Argo CD's default
+    applies Git's value at an ignored path)."""
+    return respect_ignored or rule in BUILTIN_RULES
 
 
 def _ref_of(obj: JSONDict) -> ObjectRef:

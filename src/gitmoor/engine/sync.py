@@ -50,7 +50,7 @@ from gitmoor.engine.compare import (
 )
 from gitmoor.engine.health import health_of
 from gitmoor.engine.live import read_live
-from gitmoor.engine.normalize import ResourceDiff, compare, object_path
+from gitmoor.engine.normalize import ResourceDiff, compare, object_path, respected
 from gitmoor.engine.plan import (
     Hook,
     HookDeletePolicy,
@@ -396,11 +396,13 @@ class _Runner:
     def _respecting_ignored(self, m: Manifest, live: JSONDict | None) -> JSONDict:
         """``m.obj``, with the live values at ignored paths under
         ``RespectIgnoreDifferences=true`` (Argo CD's sync option): the sync then
-        leaves what ignoreDifferences names to whoever set it. On creation there is
+        leaves what ignoreDifferences names to whoever set it. The engine's built-in
+        rules (a Service selector's ``rollouts-pod-template-hash``) are respected
+        without the option: see ``normalize.BUILTIN_RULES``. On creation there is
         no live value, and Git's is applied, as in Argo CD."""
-        if not self.respect_ignored or live is None:
+        if live is None:
             return m.obj
-        rules = [r for r in self.rules if r.matches(m.ref)]
+        rules = [r for r in self.rules if r.matches(m.ref) and respected(r, self.respect_ignored)]
         if not rules:
             return m.obj
         obj = copy.deepcopy(m.obj)

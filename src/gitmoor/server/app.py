@@ -59,9 +59,18 @@ def create_app(
     url: str = "http://127.0.0.1:8080",
     secure_cookies: bool = False,
 ) -> FastAPI:
-    from gitmoor.server.api import accounts, app_resources, apps, crud, ops, session, stream
+    from gitmoor.server.api import (
+        accounts,
+        app_resources,
+        apps,
+        crud,
+        ops,
+        rollouts,
+        session,
+        stream,
+    )
     from gitmoor.server.auth import oidc
-    from gitmoor.server.ui import app_page
+    from gitmoor.server.ui import app_page, rollout_page
     from gitmoor.server.ui import routes as ui
 
     state = ServerState(kube, namespace, url=url, secure_cookies=secure_cookies)
@@ -148,7 +157,7 @@ def create_app(
             raise HTTPException(503, "the Application watch has not listed yet")
         return {"status": "ready"}
 
-    for module in (session, accounts, apps, app_resources, ops, crud, stream):
+    for module in (session, accounts, apps, app_resources, ops, rollouts, crud, stream):
         for route in module.router.routes:
             if not isinstance(route, APIRoute):
                 continue
@@ -167,5 +176,6 @@ def create_app(
     api.include_router(oidc.router)
     api.include_router(ui.router)
     api.include_router(app_page.router)
+    api.include_router(rollout_page.router)
     ui.mount_static(api)
     return api

@@ -50,6 +50,9 @@ class Controllers:
             "",
             "--workers",
             "4",
+            # Not about Rollouts: a cluster-wide Rollout controller here could act
+            # on other tests' Rollouts (it runs by default where the CRDs exist).
+            "--rollouts=false",
         ]
         if replica:
             args += ["--replica-id", replica, "--lease-seconds", str(lease_seconds)]

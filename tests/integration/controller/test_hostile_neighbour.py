@@ -76,6 +76,9 @@ def controller(
         "2",
         "--self-heal-debounce",
         "0.5",
+        # Not about Rollouts: a cluster-wide Rollout controller here could act on
+        # other tests' Rollouts (it runs by default wherever the CRDs are installed).
+        "--rollouts=false",
     ]
     env = {**os.environ, "GITMOOR_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)

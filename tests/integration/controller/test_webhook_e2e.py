@@ -91,7 +91,14 @@ async def test_signed_push_is_applied_and_a_forged_one_changes_nothing(
     # A ten-minute interval: only the webhook can bring the next commit in quickly.
     task = asyncio.create_task(
         serve_controller(
-            kube, apps_ns, interval=600, workers=2, listen=f"127.0.0.1:{port}", stop=stop
+            kube,
+            apps_ns,
+            interval=600,
+            workers=2,
+            listen=f"127.0.0.1:{port}",
+            stop=stop,
+            # not about Rollouts: no cluster-wide Rollout controller over other tests'
+            rollouts=False,
         )
     )
     ref = ObjectRef("", "v1", "ConfigMap", namespace, "settings")

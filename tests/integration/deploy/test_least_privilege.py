@@ -230,6 +230,9 @@ async def test_the_controller_syncs_under_the_namespaced_rbac_and_is_never_refus
         listen=f"127.0.0.1:{port}",
         replica_id="r1",
         self_heal_debounce=1.0,
+        # as the namespaced overlay runs it (--rollouts=false): a Rollout controller
+        # needs cluster-wide rights that overlay does not grant
+        rollouts=False,
     )
     async with _running(lambda stop: serve(stop=stop)):
         st = await wait_for(

@@ -775,7 +775,15 @@ async def _controller(env: AppEnv) -> AsyncIterator[None]:
     stopped and awaited on leaving."""
     stop = asyncio.Event()
     task = asyncio.create_task(
-        serve_controller(env.kube, env.apps_namespace, interval=1, workers=2, stop=stop)
+        serve_controller(
+            env.kube,
+            env.apps_namespace,
+            interval=1,
+            workers=2,
+            stop=stop,
+            # not about Rollouts: no cluster-wide Rollout controller over other tests'
+            rollouts=False,
+        )
     )
     try:
         yield
