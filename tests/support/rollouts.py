@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
 from gitmoor.rollouts.analysis_controller import AnalysisController
+from gitmoor.rollouts.analysisrun import create_analysis_run
 from gitmoor.rollouts.controller import RolloutController
 from gitmoor.rollouts.crds import install_rollout_crds, rollout_crds_state
+from support.apps import dump
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -106,6 +108,31 @@ def success_rate_template(namespace: str, url: str) -> JSON:
     }
 
 
+async def start_run(
+    kube: KubeClient,
+    namespace: str,
+    owner: JSON,
+    name: str,
+    *,
+    template: str,
+    args: list[JSON],
+    labels: dict[str, str] | None = None,
+    background: bool = False,
+) -> JSON:
+    """An AnalysisRun of one template owned by ``owner``, created as the Rollout
+    controller creates one."""
+    return await create_analysis_run(
+        kube,
+        namespace=namespace,
+        name=name,
+        templates=[{"templateName": template}],
+        args=args,
+        owner=owner,
+        labels=labels or {},
+        background=background,
+    )
+
+
 def service(namespace: str, name: str, app: str = "web") -> JSON:
     return {
         "apiVersion": "v1",
@@ -113,6 +140,34 @@ def service(namespace: str, name: str, app: str = "web") -> JSON:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080}]},
     }
+
+
+def blue_green_app_manifests(image: str) -> str:
+    """An app's Git content: a blue-green Rollout ``web`` (promoted by hand) and
+    its active and preview Services, without a namespace (the app gives it)."""
+    ro = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": pod_template(image),
+            "strategy": {
+                "blueGreen": {
+                    "activeService": "web-active",
+                    "previewService": "web-preview",
+                    "autoPromotionEnabled": False,
+                }
+            },
+        },
+    }
+    svcs = []
+    for name in ("web-active", "web-preview"):
+        svc = service("", name)
+        del svc["metadata"]["namespace"]
+        svcs.append(svc)
+    return dump(*svcs, ro)
 
 
 def pod_template(image: str, app: str = "web") -> JSON:
@@ -168,6 +223,13 @@ async def promote(kube: KubeClient, namespace: str, name: str) -> None:
     )
 
 
+async def abort(kube: KubeClient, namespace: str, name: str) -> None:
+    """What ``kubectl argo rollouts abort`` sends."""
+    await kube.merge_patch(
+        ro_ref(namespace, name), {"status": {"abort": True}}, subresource="status"
+    )
+
+
 async def wait_status(
     kube: KubeClient, namespace: str, name: str, probe: Any, *, within: float, what: str
 ) -> JSON:
@@ -181,6 +243,15 @@ async def wait_status(
         st = await status(kube, namespace, name)
         raise AssertionError(f"{e}; status now: {json.dumps(st, indent=1)}") from e
     return result
+
+
+async def wait_healthy(
+    kube: KubeClient, namespace: str, name: str, *, what: str, within: float = 60
+) -> JSON:
+    """The Rollout's status once its phase is Healthy."""
+    return await wait_status(
+        kube, namespace, name, lambda s: s.get("phase") == "Healthy", within=within, what=what
+    )
 
 
 class KillableRollouts:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gitmoor.cli.diff_report import AppReport
-    from gitmoor.engine import Engine, LocalTree, SyncEvent, SyncResult, TreeNode
+    from gitmoor.engine import AppDeletion, Engine, LocalTree, SyncEvent, SyncResult, TreeNode
     from gitmoor.kube import KubeClient
     from gitmoor.model.application import Application
 
@@ -655,6 +655,7 @@ def app_rollback(
 ) -> None:
     """Sync the revision of a history entry, and switch automated sync off so the
     controller does not roll forward again (re-enable with `app set --auto-sync=true`).
+    A pinned app is unpinned too (it says so): status then compares with the target.
 
     With --pin, automation stays on and the app is pinned to that revision instead:
     a new commit shows as "pinned at X; main is at Y (n commits ahead)" and is not
@@ -682,11 +683,17 @@ def app_rollback(
                 f"{name} is pinned to history entry {history_id}; automated sync stays on. "
                 f"`gitmoor app unpin {name}` follows the branch again"
             )
-        elif a.spec.sync_policy.automated is not None:
-            err.print(
-                f"automated sync of {name} is switched off for the rollback; "
-                f"`gitmoor app set {name} --auto-sync=true` re-enables it"
-            )
+        else:
+            if a.spec.sync_policy.automated is not None:
+                err.print(
+                    f"automated sync of {name} is switched off for the rollback; "
+                    f"`gitmoor app set {name} --auto-sync=true` re-enables it"
+                )
+            if (old := a.spec.sync_policy.pin) is not None:
+                err.print(
+                    f"{name} is no longer pinned (was at {old.revision[:12]}): a rollback "
+                    "without --pin removes the pin; `--pin` keeps the app pinned instead"
+                )
         return await make_engine(kube).rollback(
             a,
             history_id,
@@ -777,19 +784,29 @@ def app_delete(
         ),
     ] = "true",
 ) -> None:
-    """Delete an Application, and with it the resources it deployed unless --cascade=false."""
+    """Delete an Application, and with it the resources it deployed unless --cascade=false.
+
+    If a resource cannot be deleted (an API error), the Application is kept and the
+    command fails naming it: run it again once the cause is fixed. If the
+    Application's destination cluster is no longer registered, the Application is
+    deleted and its resources, which cannot be reached, are left there (as Argo CD
+    does): the command says "left N objects on unreachable cluster X"."""
     do_cascade = parse_bool(cascade, "--cascade")
     if (api := app_remote.client()) is not None:
         return app_remote.delete(api, name, do_cascade)
     from gitmoor.engine import store
 
-    async def go(kube: KubeClient) -> list[Any]:
+    async def go(kube: KubeClient) -> AppDeletion:
         a = await store.get_app(kube, name, State.namespace)
         return await make_engine(kube).delete(a, cascade=do_cascade)
 
-    deleted = run(go)
-    for ref in deleted:
+    result = run(go)
+    for ref in result.deleted:
         out.print(f"  deleted {ref}")
+    for ref in result.left:
+        out.print(f"  left {ref}")
+    if result.note:
+        out.print(result.note)
     out.print(f"application {name} deleted" + ("" if do_cascade else " (its resources were kept)"))
 
 

@@ -578,6 +578,11 @@ def delete(api: ApiClient, name: str, cascade: bool) -> None:
     )
     for r in answer.get("deleted") or []:
         out.print(f"  deleted {_ref(r)}")
+    for r in answer.get("left") or []:
+        out.print(f"  left {_ref(r)}")
+    if answer.get("unreachableCluster"):
+        n, cluster = len(answer.get("left") or []), answer["unreachableCluster"]
+        out.print(f"left {n} objects on unreachable cluster {cluster}")
     out.print(f"application {name} deleted" + ("" if cascade else " (its resources were kept)"))
 
 

@@ -269,7 +269,13 @@ def bootstrap(
     path: Annotated[
         str, typer.Option(help="directory in the repository for the install, e.g. clusters/NAME")
     ],
-    branch: Annotated[str, typer.Option(help="branch to commit to and follow")] = "main",
+    branch: Annotated[
+        str,
+        typer.Option(
+            help="branch to commit to and follow (a valid git branch name, by git "
+            "check-ref-format --branch)"
+        ),
+    ] = "main",
     overlay: Annotated[
         str,
         typer.Option(
@@ -320,8 +326,9 @@ def bootstrap(
     from gitmoor.model import GitmoorError
 
     try:
-        from gitmoor.source import check_repo_url
+        from gitmoor.source import check_branch_name, check_repo_url
 
+        check_branch_name(branch.removeprefix("refs/heads/"), option="--branch")
         check_repo_url(repo)
         files = bootstrap_files(deploy_dir(manifests), overlay, State.namespace)
     except GitmoorError as e:

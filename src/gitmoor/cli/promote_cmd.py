@@ -72,12 +72,20 @@ class Edit:
 
 
 def _load(text: str, where: str) -> Any:
-    import yaml
+    """One YAML document, read by the render's hardened loader: the source path's
+    files are anyone's with push access, so an alias bomb, a file over the size
+    limit or a nesting too deep is refused (naming the file and line) before the
+    edit compares, prints or dumps it, and a duplicate key is refused as
+    kustomize's own (Go) decoder refuses it, instead of PyYAML's silent last-wins."""
+    from gitmoor.render.yamlload import load_documents
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise UserInputError(f"{where} is not valid YAML: {err}", concerns=where) from err
+    docs = load_documents(text, where=where)
+    if len(docs) > 1:
+        raise UserInputError(
+            f"{where} is not valid YAML: it holds {len(docs)} documents, not one",
+            concerns=where,
+        )
+    return docs[0].data if docs else None
 
 
 def _scalar(value: Any) -> str:
@@ -441,18 +449,14 @@ def plan_promotion(
                 "none); promote Helm values with --helm-values",
                 concerns=src if s is None else dst,
             )
-        edits.append(
-            promote_images(work.file(s).read_text(), work.file(t).read_text(), source=s, target=t)
-        )
+        edits.append(promote_images(work.read_text(s), work.read_text(t), source=s, target=t))
     if helm_keys:
         s, t = f"{src}/{values_file}", f"{dst}/{values_file}"
         for p in (s, t):
             if not work.file(p).is_file():
                 raise UserInputError(f"values file {p} not found", concerns=p)
         edits.append(
-            promote_values(
-                work.file(s).read_text(), work.file(t).read_text(), helm_keys, source=s, target=t
-            )
+            promote_values(work.read_text(s), work.read_text(t), helm_keys, source=s, target=t)
         )
     return [e for e in edits if e.changes]
 
@@ -537,7 +541,8 @@ def promote(
     branch: Annotated[
         str | None,
         typer.Option(
-            help="push the commit to this new branch (for a pull request); refused if it exists"
+            help="push the commit to this new branch (for a pull request); refused if it "
+            "exists (the branch read included) or is not a valid git branch name"
         ),
     ] = None,
     push: Annotated[
@@ -570,6 +575,16 @@ def promote(
         raise fail("give --branch B (a new branch) or --push (the branch read), not both")
     if not (branch or push or dry_run):
         raise fail("say where the commit goes: --push, --branch B, or --dry-run to only show it")
+    from gitmoor.source import check_branch_name
+
+    try:
+        # git's own rules, said now rather than as a push refused at the end
+        if branch is not None:
+            check_branch_name(branch, option="--branch")
+        if revision is not None:
+            check_branch_name(revision.removeprefix("refs/heads/"), option="--revision")
+    except UserInputError as e:
+        raise fail(str(e)) from None
     keys = [k.strip() for k in (helm_values or "").split(",") if k.strip()]
     do_images = images or not keys
     from gitmoor.source.push import Author as CommitAuthor
@@ -580,6 +595,15 @@ def promote(
         from gitmoor.settings.repos import credentials_for, load_credentials
 
         target = await _target(kube, dst, repo, revision)
+        read = target.revision.removeprefix("refs/heads/")
+        if branch is not None and branch.removeprefix("refs/heads/") == read:
+            # --branch is for a new branch (a pull request); pushing to the branch
+            # read is --push, which says so.
+            raise UserInputError(
+                f"--branch {branch} is the branch read ({read}), which exists: --branch "
+                "pushes to a new branch only; use --push to push to the branch read",
+                concerns="--branch",
+            )
         creds = credentials_for(
             target.repo, await load_credentials(kube, State.namespace), target.project
         )

@@ -74,11 +74,15 @@ log = logging.getLogger("gitmoor.controller.appsets")
 DEFAULT_REQUEUE = 180.0
 #: how often the replicas' membership is looked at for a takeover (HA)
 MEMBERSHIP_POLL = 2.0
+#: the shortest requeue a generator may ask for: Argo CD's ``requeueAfterSeconds``
+#: is a whole number of seconds, and a fraction here would make one ApplicationSet
+#: keep the controller (and its git server) busy with back-to-back passes
+MIN_REQUEUE = 1.0
 
 
 def requeue_after(appset: ApplicationSet, default: float) -> float:
     """The smallest ``requeueAfterSeconds`` any generator (or one nested in a
-    matrix or merge) names; ``default`` when none does."""
+    matrix or merge) names, at least ``MIN_REQUEUE``; ``default`` when none does."""
     found: list[float] = []
 
     def walk(gen: Any) -> None:
@@ -89,7 +93,7 @@ def requeue_after(appset: ApplicationSet, default: float) -> float:
                 continue
             value = body.get("requeueAfterSeconds")
             if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-                found.append(float(value))
+                found.append(max(float(value), MIN_REQUEUE))
             for nested in body.get("generators") or []:
                 walk(nested)
 

@@ -79,6 +79,7 @@ from gitmoor.model.status import (
 )
 from gitmoor.render import RenderCache, RenderOptions, render_app
 from gitmoor.settings import get_project
+from gitmoor.settings.clusters import ClusterNotRegisteredError
 from gitmoor.settings.decryption import load_decryption_keys
 from gitmoor.settings.repos import credentials_for, load_credentials
 from gitmoor.source import checkout_async, count_commits_async, resolve_tagged_async
@@ -131,6 +132,56 @@ class LocalTree:
 
 class ClusterResolver(Protocol):
     async def client_for(self, name: str) -> KubeClient: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AppDeletion:
+    """What deleting an app did to its objects (``Engine.delete``)."""
+
+    #: the objects deleted with the app (cascade)
+    deleted: tuple[ObjectRef, ...] = ()
+    #: the objects left in place because their cluster is no longer registered
+    left: tuple[ObjectRef, ...] = ()
+    #: that cluster's name; "" when the destination was reached
+    unreachable_cluster: str = ""
+
+    @property
+    def note(self) -> str:
+        """One sentence on the objects left behind; "" when none were."""
+        if not self.unreachable_cluster:
+            return ""
+        return f"left {len(self.left)} objects on unreachable cluster {self.unreachable_cluster}"
+
+
+class DeleteIncompleteError(GitmoorError):
+    """Some of an app's objects could not be deleted (an API error, or an object
+    that kept changing), so the app was kept: deleting it would orphan them
+    silently. Argo CD's resources finalizer likewise keeps the Application until
+    its objects are gone. ``failed``: each object with why."""
+
+    def __init__(self, app: str, failed: list[tuple[ObjectRef, str]]) -> None:
+        shown = "; ".join(f"{ref}: {why}" for ref, why in failed[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        super().__init__(
+            f"application {app} was not deleted: {len(failed)} of its objects could not be "
+            f"deleted ({shown}{more}); its automation is off; delete it again once the "
+            "cause is fixed",
+            concerns=f"application {app}",
+        )
+        self.app = app
+        self.failed = tuple(failed)
+
+
+@dataclass
+class _Cascade:
+    """What one cascade pass did: the deleted objects, the ones that failed (with
+    why), and, when the destination cluster is no longer registered, its name and
+    every object of the inventory, left where they are."""
+
+    deleted: list[ObjectRef] = field(default_factory=list)
+    failed: list[tuple[ObjectRef, str]] = field(default_factory=list)
+    left: list[ObjectRef] = field(default_factory=list)
+    gone_cluster: str = ""
 
 
 @dataclass
@@ -1126,8 +1177,9 @@ class Engine:
     ) -> SyncResult:
         """Sync the revision of history entry ``history_id`` and switch automated sync off,
         so the controller does not roll forward again (Argo CD refuses a rollback of an
-        automated app instead; here it is one step). With ``pin``, automation stays
-        on and the app is pinned there instead (``spec.syncPolicy.pin``)."""
+        automated app instead; here it is one step), and unpin a pinned app. With
+        ``pin``, automation stays on and the app is pinned there instead
+        (``spec.syncPolicy.pin``)."""
         entry, app = await self.prepare_rollback(app, history_id, pin=pin)
         return await self.sync(
             app,
@@ -1155,8 +1207,24 @@ class Engine:
             )
         if pin:
             app = await self.pin(app, entry, reason=f"rollback to history entry {entry.id}")
-        elif app.spec.sync_policy.automated is not None:
-            app = await store.patch_spec(self.kube, app, {"syncPolicy": {"automated": None}})
+            return entry, app
+        # A plain rollback hands the app to the user: automation off, and a pin
+        # (from an earlier `rollback --pin` or a health-gated rollback) removed
+        # too, or status would go on comparing with the old pin instead of the
+        # target while the deployed revision is another one.
+        off: JSONDict = {}
+        if app.spec.sync_policy.automated is not None:
+            off["automated"] = None
+        if app.spec.sync_policy.pin is not None:
+            off["pin"] = None
+            log.info(
+                "event=app_unpinned app=%s/%s reason=%r",
+                app.namespace,
+                app.name,
+                f"rollback to history entry {entry.id} without --pin",
+            )
+        if off:
+            app = await store.patch_spec(self.kube, app, {"syncPolicy": off})
         return entry, app
 
     async def pin(self, app: Application, entry: HistoryEntry, *, reason: str) -> Application:
@@ -1257,16 +1325,33 @@ class Engine:
 
     # ------------------------------------------------------------ delete
 
-    async def delete(self, app: Application, *, cascade: bool = True) -> list[ObjectRef]:
-        """Delete the app; with ``cascade`` first the objects it owns (and only those)."""
-        deleted: list[ObjectRef] = []
+    async def delete(self, app: Application, *, cascade: bool = True) -> AppDeletion:
+        """Delete the app; with ``cascade`` first the objects it owns (and only those).
+
+        As Argo CD: when the app's destination cluster is no longer registered, the
+        app is deleted and its objects, which cannot be reached, are left (named
+        in the result and logged). When an object cannot be deleted for any other
+        reason (an API error, a 409 again and again), the app is kept and
+        DeleteIncompleteError names those objects: deleting the app would orphan
+        them without a word, where Argo CD's finalizer keeps the app until its
+        resources are gone. Deleting again finishes the job."""
+        done = _Cascade()
         if cascade:
             # Automation off first, so the controller does not re-create (self-heal)
             # what is being deleted. Argo CD uses a finalizer for the same reason.
             app = await store.patch_spec(
                 self.kube, app, {"syncPolicy": {"automated": None, "suspended": True}}
             )
-            deleted, _ = await self._delete_owned_objects(app)
+            done = await self._delete_owned_objects(app, attempts=3)
+            if done.failed:
+                log.warning(
+                    "event=app_delete_incomplete app=%s/%s deleted=%d failed=%d",
+                    app.namespace,
+                    app.name,
+                    len(done.deleted),
+                    len(done.failed),
+                )
+                raise DeleteIncompleteError(app.name, done.failed)
         # The cascade is done here (or not wanted): a cascade finalizer on the app
         # would only hold it until a controller repeats it, or, with
         # --cascade=false, delete what the user keeps (Argo CD's `app delete
@@ -1279,36 +1364,63 @@ class Engine:
         # deleted here too, so that nothing is left where none does.
         with contextlib.suppress(GitmoorError):
             await inventory_store.delete_inventory(self.kube, app.name, app.namespace)
-        return deleted
+        if done.gone_cluster:
+            log.warning(
+                "event=app_deleted_objects_left app=%s/%s cluster=%s objects_left=%d",
+                app.namespace,
+                app.name,
+                done.gone_cluster,
+                len(done.left),
+            )
+        return AppDeletion(tuple(done.deleted), tuple(done.left), done.gone_cluster)
 
-    async def _delete_owned_objects(self, app: Application) -> tuple[list[ObjectRef], int]:
+    async def _delete_owned_objects(self, app: Application, *, attempts: int = 1) -> _Cascade:
         """Delete every object the app owns, last applied first: the cascade of
-        ``delete`` and of the finalizer. The deleted refs, and how many could not be
-        deleted now (changed since read, or an API error): a finalizer waits for them.
-        Objects that say ``Delete=false`` are kept, as Argo CD's finalizer keeps them."""
-        deleted: list[ObjectRef] = []
-        pending = 0
-        dest = await self.dest(app)
-        for ref in reversed(await self.inventory_refs(app)):
-            try:
-                done = await delete_owned(
-                    dest, app, ref, keep=lambda live: not _deletes_with_app(app, live)
-                )
-            except GitmoorError as e:
-                log.info(
-                    "event=cascade_delete_failed app=%s/%s object=%s error=%s",
-                    app.namespace,
-                    app.name,
-                    ref,
-                    e,
-                )
-                pending += 1
-                continue
-            if done is Deletion.DELETED:
-                deleted.append(ref)
-            elif done is Deletion.CHANGED:
-                pending += 1
-        return deleted, pending
+        ``delete`` and of the finalizer. An object that changed between the read and
+        the delete (409) is read and tried again, up to ``attempts`` times; one that
+        still cannot be deleted (that, or an API error) is in ``failed``: the caller
+        keeps the app. Objects that say ``Delete=false`` are kept, as Argo CD's
+        finalizer keeps them. A destination cluster no longer registered deletes
+        nothing and names every object as left (Argo CD's finalizer: "Resource
+        entries removed from undefined cluster")."""
+        out = _Cascade()
+        refs = list(reversed(await self.inventory_refs(app)))
+        try:
+            dest = await self.dest(app)
+        except ClusterNotRegisteredError as e:
+            log.warning(
+                "event=cascade_cluster_gone app=%s/%s cluster=%s objects_left=%d",
+                app.namespace,
+                app.name,
+                e.cluster,
+                len(refs),
+            )
+            out.left, out.gone_cluster = refs, e.cluster
+            return out
+        for ref in refs:
+            for attempt in range(1, attempts + 1):
+                try:
+                    done = await delete_owned(
+                        dest, app, ref, keep=lambda live: not _deletes_with_app(app, live)
+                    )
+                except GitmoorError as e:
+                    log.info(
+                        "event=cascade_delete_failed app=%s/%s object=%s error=%s",
+                        app.namespace,
+                        app.name,
+                        ref,
+                        e,
+                    )
+                    out.failed.append((ref, str(e)))
+                    break
+                if done is Deletion.CHANGED:
+                    if attempt < attempts:
+                        continue
+                    out.failed.append((ref, "it changed while being deleted (409 Conflict)"))
+                elif done is Deletion.DELETED:
+                    out.deleted.append(ref)
+                break
+        return out
 
     async def finalize(self, app: Application) -> bool:
         """Carry out the cascade finalizer of an app being deleted (``resources-
@@ -1320,18 +1432,21 @@ class Engine:
         An object whose delete was accepted counts as done: with Foreground
         propagation it stays visible until its dependents are gone, which the
         garbage collector finishes without the app (Argo CD waits for them; the
-        finalizer here does not hold the app through a pod's grace period)."""
+        finalizer here does not hold the app through a pod's grace period). A
+        destination cluster no longer registered does not hold it either: its
+        objects cannot be reached, and Argo CD then removes the finalizer too."""
         if not (children.being_deleted(app.raw) and children.cascade_finalizer(app.raw)):
             return True
-        deleted, pending = await self._delete_owned_objects(app)
+        done = await self._delete_owned_objects(app)
         log.info(
-            "event=finalizer_cascade app=%s/%s deleted=%d pending=%d",
+            "event=finalizer_cascade app=%s/%s deleted=%d pending=%d cluster_gone=%s",
             app.namespace,
             app.name,
-            len(deleted),
-            pending,
+            len(done.deleted),
+            len(done.failed),
+            done.gone_cluster or "-",
         )
-        if pending:
+        if done.failed:
             return False
         return await children.remove_cascade_finalizers(self.kube, app)
 
@@ -1359,7 +1474,8 @@ class Engine:
             except RetryableError:
                 raise
             except GitmoorError as e:
-                # Its cluster unknown to the registry, say: tried again with backoff.
+                # No cluster registry to resolve its destination, say: tried again
+                # with backoff (a cluster no longer registered does not stop it).
                 reason, again = str(e), False
         log.warning(
             "event=finalizer_stuck app=%s/%s reason=%s spec_error=%s",
@@ -1463,6 +1579,8 @@ def _with_source(app: Application, source: JSONDict | None) -> Application:
 
 __all__ = [
     "STALE_RUNNING",
+    "AppDeletion",
+    "DeleteIncompleteError",
     "Desired",
     "Engine",
     "inventory",

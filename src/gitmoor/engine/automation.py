@@ -49,6 +49,7 @@ argo-cd#3517, nor a health-gated rollback):
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 from gitmoor.model.health import HealthStatus, SyncStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from gitmoor.engine.compare import Comparison
     from gitmoor.model.application import Application
@@ -384,29 +385,80 @@ def depends_on(obj: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(n for n in (_str(_dict(d).get("name")) for d in deps) if n)
 
 
+def _deps_reader(apps: Mapping[str, Mapping[str, Any]]) -> Callable[[str], tuple[str, ...]]:
+    """``depends_on`` of the app named, read once and only when asked: a gate looks
+    at the apps its own ``dependsOn`` reaches, not at every app of the namespace
+    (the controller asks for each app at each refresh)."""
+    memo: dict[str, tuple[str, ...]] = {}
+
+    def deps(n: str) -> tuple[str, ...]:
+        if n not in memo:
+            obj = apps.get(n)
+            memo[n] = depends_on(obj) if obj is not None else ()
+        return memo[n]
+
+    return deps
+
+
+def _reach(start: Iterable[str], edges: Callable[[str], Iterable[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(edges(n))
+    return seen
+
+
 def dependency_cycle(name: str, apps: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
     """The members of the ``dependsOn`` cycle ``name`` is part of (sorted), or ()
     when it is in none: the apps reachable from it that also reach it back."""
-    graph = {n: depends_on(obj) for n, obj in apps.items()}
-
-    def reach(start: str, edges: Mapping[str, tuple[str, ...]]) -> set[str]:
-        seen: set[str] = set()
-        todo = list(edges.get(start, ()))
-        while todo:
-            n = todo.pop()
-            if n not in seen:
-                seen.add(n)
-                todo.extend(edges.get(n, ()))
-        return seen
-
-    forward = reach(name, graph)
+    deps = _deps_reader(apps)
+    forward = _reach(deps(name), deps)
     if name not in forward:
         return ()
-    reverse: dict[str, tuple[str, ...]] = {}
-    for n, deps in graph.items():
-        for d in deps:
-            reverse[d] = (*reverse.get(d, ()), n)
-    return tuple(sorted(forward & (reach(name, reverse) | {name})))
+    # Every path from an app of ``forward`` stays inside ``forward`` (what it
+    # reaches, ``name`` reaches too), so the apps that reach ``name`` back are
+    # found on the reversed edges among ``forward`` alone.
+    reverse: dict[str, list[str]] = {}
+    for n in forward:
+        for d in deps(n):
+            reverse.setdefault(d, []).append(n)
+    back = _reach(reverse.get(name, ()), lambda n: reverse.get(n, ()))
+    return tuple(sorted(forward & (back | {name})))
+
+
+def cycle_path(name: str, apps: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """A shortest ``dependsOn`` path from ``name`` back to itself (``a, c, b, a``),
+    or () when there is none: edges that exist, so the user knows which one to cut
+    (the sorted members alone would name edges that are not there)."""
+    deps = _deps_reader(apps)
+    parent: dict[str, str] = {}
+    todo = deque([name])
+    while todo:
+        n = todo.popleft()
+        for d in deps(n):
+            if d == name:
+                path = [n]
+                while path[-1] != name:
+                    path.append(parent[path[-1]])
+                return (*reversed(path), name)
+            if d not in parent:
+                parent[d] = n
+                todo.append(d)
+    return ()
+
+
+#: at most this many apps are named in a cycle's message (a status condition)
+CYCLE_NAMES_SHOWN = 10
+
+
+def _names(names: Sequence[str], sep: str) -> str:
+    more = len(names) - CYCLE_NAMES_SHOWN
+    if more <= 0:
+        return sep.join(names)
+    return sep.join(names[:CYCLE_NAMES_SHOWN]) + f"{sep}... ({more} more)"
 
 
 def dependency_state(obj: Mapping[str, Any] | None) -> str:
@@ -435,9 +487,9 @@ def dependency_gates(name: str, apps: Mapping[str, Mapping[str, Any]]) -> Gates:
         return Gates()
     cycle = dependency_cycle(name, apps)
     if cycle:
-        path = " -> ".join((*cycle, cycle[0]))
+        path = cycle_path(name, apps)
         return Gates(
-            cycle=f"dependency cycle among {', '.join(cycle)} ({path}): "
+            cycle=f"dependency cycle among {_names(cycle, ', ')} ({_names(path, ' -> ')}): "
             "no automated sync until spec.dependsOn breaks it"
         )
     waiting = []
@@ -481,6 +533,7 @@ __all__ = [
     "Reason",
     "RollbackState",
     "automation_conditions",
+    "cycle_path",
     "decide",
     "dependency_cycle",
     "dependency_gates",

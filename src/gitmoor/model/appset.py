@@ -7,18 +7,20 @@ their meaning (and their templating) belongs to ``gitmoor.engine.appset``; this
 module checks only what can be checked without running them, and raises
 UserInputError naming the field.
 
-The policy, Argo CD's ``spec.syncPolicy.applicationsSync``, has three values:
+The policy, Argo CD's ``spec.syncPolicy.applicationsSync``, has Argo CD's four
+values (its "Managed Applications modification Policies"):
 
 - ``create-only``: create missing apps, never change or delete one;
 - ``create-update`` (the default): create and update, never delete;
+- ``create-delete``: create, and delete the apps no element produces any more,
+  but never update one (an app edited by hand, or a template change, is left as
+  it is: Argo CD "prevents the controller from modifying applications");
 - ``sync``: create, update, and delete the apps no element produces any more.
 
 Argo CD's default is ``sync``; gitmoor's default never deletes (issue 15), so a
 generator that briefly returns nothing (a bad push, a cluster Secret edited)
-cannot take every app down with it. Argo CD's ``create-delete`` is accepted and
-read as ``sync`` (gitmoor keeps no separate "delete but don't update" mode).
-``spec.syncPolicy.policy`` is gitmoor's own spelling of the same field; when
-both are given they must agree.
+cannot take every app down with it. ``spec.syncPolicy.policy`` is gitmoor's own
+spelling of the same field; when both are given they must agree.
 """
 
 from __future__ import annotations
@@ -40,11 +42,10 @@ APPSET_LABEL = "gitmoor.io/application-set"
 
 POLICY_CREATE_ONLY = "create-only"
 POLICY_CREATE_UPDATE = "create-update"
+POLICY_CREATE_DELETE = "create-delete"
 POLICY_SYNC = "sync"
-POLICIES = (POLICY_CREATE_ONLY, POLICY_CREATE_UPDATE, POLICY_SYNC)
+POLICIES = (POLICY_CREATE_ONLY, POLICY_CREATE_UPDATE, POLICY_CREATE_DELETE, POLICY_SYNC)
 DEFAULT_POLICY = POLICY_CREATE_UPDATE
-#: Argo CD's spellings, read as gitmoor's
-_POLICY_ALIASES = {"create-delete": POLICY_SYNC}
 
 #: the generator kinds gitmoor runs; Argo CD's others (scmProvider, pullRequest,
 #: clusterDecisionResource, plugin) are refused by name rather than ignored
@@ -71,7 +72,7 @@ class ApplicationSet:
     go_template: bool
     #: e.g. ("missingkey=error",)
     go_template_options: tuple[str, ...]
-    #: "create-only" | "create-update" | "sync"
+    #: "create-only" | "create-update" | "create-delete" | "sync"
     policy: str
     #: spec.syncPolicy.preserveResourcesOnDeletion: deleting a generated app
     #: leaves its objects in the cluster
@@ -81,7 +82,7 @@ class ApplicationSet:
     @property
     def deletes(self) -> bool:
         """Whether apps that no element produces any more are deleted."""
-        return self.policy == POLICY_SYNC
+        return self.policy in (POLICY_CREATE_DELETE, POLICY_SYNC)
 
     @property
     def updates(self) -> bool:
@@ -188,13 +189,12 @@ def _policy(sync_policy: JSONDict, where: str) -> str:
         value = sync_policy.get(field)
         if value is None:
             continue
-        if not isinstance(value, str) or _POLICY_ALIASES.get(value, value) not in POLICIES:
+        if not isinstance(value, str) or value not in POLICIES:
             raise UserInputError(
-                f"spec.syncPolicy.{field} must be one of {', '.join(POLICIES)} "
-                f"(or Argo CD's create-delete), not {value!r}",
+                f"spec.syncPolicy.{field} must be one of {', '.join(POLICIES)}, not {value!r}",
                 concerns=where,
             )
-        found[field] = _POLICY_ALIASES.get(value, value)
+        found[field] = value
     if len(set(found.values())) > 1:
         raise UserInputError(
             "spec.syncPolicy.applicationsSync and spec.syncPolicy.policy disagree "

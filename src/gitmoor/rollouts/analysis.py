@@ -37,9 +37,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitmoor.model import JSONDict, UserInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 PENDING = "Pending"
 RUNNING = "Running"
@@ -56,6 +59,13 @@ _ORDER = (SUCCESSFUL, RUNNING, PENDING, INCONCLUSIVE, ERROR, FAILED)
 DEFAULT_MEASUREMENT_RETENTION = 10
 DEFAULT_ERROR_RETRY = 10.0
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
+#: the shortest wait between two measurements of a metric. Upstream compares
+#: finishedAt (second precision) + interval with the clock, so an interval under
+#: a second (``0s``, ``1ms``) is due at once and the run re-measures as fast as
+#: its controller can loop; gitmoor waits at least this long instead.
+MIN_INTERVAL = 1.0
+#: Go's time.ParseDuration range (int64 nanoseconds); longer is "invalid duration"
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 #: the value a secretKeyRef arg takes while the spec is validated, as upstream
 #: (``getResolvedMetricsWithoutSecrets``): the secret itself is read only to measure
 SECRET_PLACEHOLDER = "temp-for-secret"
@@ -97,7 +107,7 @@ def parse_duration(text: str) -> float:
             break
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
-    if not s or pos != len(s):
+    if not s or pos != len(s) or total > MAX_DURATION_SECONDS:
         raise AnalysisSpecError(f"time: invalid duration {text!r}")
     return sign * total
 
@@ -359,6 +369,24 @@ def is_terminating(run: JSONDict) -> bool:
     )
 
 
+#: the most of a measurement's value or message recorded. A web metric without a
+#: jsonPath records the whole answer (up to providers.MAX_BODY); ten of those kept
+#: per metric would push the AnalysisRun past the API server's object size limit,
+#: every status write would be refused and the run would never end. The
+#: conditions see the whole result; only the record is cut.
+MAX_RECORDED = 4096
+
+
+def _recorded(text: str) -> str:
+    if len(text) <= MAX_RECORDED:
+        return text
+    return text[:MAX_RECORDED] + f"... ({len(text) - MAX_RECORDED} more characters)"
+
+
+#: what a secretKeyRef arg's value is replaced with in a recorded value or message
+MASK = "*****"
+
+
 def measurement(
     phase: str,
     *,
@@ -366,16 +394,22 @@ def measurement(
     finished: datetime,
     value: str = "",
     message: str = "",
+    mask: Sequence[str] = (),
 ) -> JSONDict:
+    """A measurement as recorded: the ``mask`` strings (secret values) replaced,
+    then cut to MAX_RECORDED (in that order, so no cut leaves part of a secret)."""
     m: JSONDict = {
         "phase": phase,
         "startedAt": timestamp(started),
         "finishedAt": timestamp(finished),
     }
+    for secret in mask:
+        if secret:
+            value, message = value.replace(secret, MASK), message.replace(secret, MASK)
     if value:
-        m["value"] = value
+        m["value"] = _recorded(value)
     if message:
-        m["message"] = message
+        m["message"] = _recorded(message)
     return m
 
 
@@ -419,7 +453,7 @@ def _due(run: JSONDict, metric: Metric, terminating: bool, now: datetime) -> boo
 def _interval_after(metric: Metric, last: JSONDict) -> float:
     if last.get("phase") == ERROR or metric.interval is None:
         return DEFAULT_ERROR_RETRY
-    return metric.interval
+    return max(metric.interval, MIN_INTERVAL)
 
 
 def plan(run: JSONDict, now: datetime) -> Plan:

@@ -46,6 +46,7 @@ from gitmoor.kube.cache import ClusterCache, Key
 from gitmoor.model import GitmoorError, JSONDict, ObjectRef, RetryableError
 from gitmoor.rollouts import analysis, conditions, providers
 from gitmoor.rollouts.analysisrun import GROUP, VERSION, run_phase, run_ref, write_status
+from gitmoor.rollouts.workqueue import WorkQueue
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,7 +60,6 @@ KIND = "AnalysisRun"
 CRD_RETRY = 5.0
 #: a due time is "after" finishedAt + interval: wake a moment past it
 _SLACK = 0.05
-_MASK = "*****"
 
 RunKey = tuple[str, str]
 
@@ -87,66 +87,41 @@ class AnalysisController:
         self.cache = ClusterCache(
             kube, label_selector="", namespace=self.namespace, on_change=self._changed
         )
-        self._queue: asyncio.Queue[RunKey] = asyncio.Queue()
-        self._queued: set[RunKey] = set()
-        self._busy: set[RunKey] = set()
-        self._again: set[RunKey] = set()
-        self._timers: dict[RunKey, asyncio.TimerHandle] = {}
+        self.queue: WorkQueue[RunKey] = WorkQueue()
         #: reconciles done, by outcome; read by tests and metrics
         self.reconciles: dict[str, int] = {}
 
     # ------------------------------------------------------------------ queue
 
     def enqueue(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        if key in self._busy:
-            self._again.add(key)
-            return
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        self.queue.add((namespace, name))
 
     def _wake_at(self, key: RunKey, at: datetime) -> None:
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        delay = max(0.0, (at - self.clock()).total_seconds()) + _SLACK
-        loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(delay, self.enqueue, *key)
+        """One timer per run, moved to its next due time (replaced, not kept)."""
+        self.queue.add_after(key, max(0.0, (at - self.clock()).total_seconds()) + _SLACK)
 
     def _changed(self, key: Key, obj: JSONDict, deleted: bool) -> None:
         run = (key[2], key[3])
         if deleted:
-            timer = self._timers.pop(run, None)
-            if timer is not None:
-                timer.cancel()
+            self.queue.cancel(run)
             return
         if run_phase(obj) not in analysis.COMPLETED or analysis.ttl_expiry(obj) is not None:
             self.enqueue(*run)
 
-    async def _worker(self) -> None:
-        while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
-            self._busy.add(key)
-            try:
-                await self.reconcile(*key)
-            except asyncio.CancelledError:
-                raise
-            except RetryableError as e:
-                log.warning("event=analysis_retry namespace=%s name=%s error=%s", key[0], key[1], e)
-                self._wake_at(key, self._later(e.retry_after))
-            except GitmoorError as e:
-                log.warning("event=analysis_error namespace=%s name=%s error=%s", key[0], key[1], e)
-                self._wake_at(key, self._later(analysis.DEFAULT_ERROR_RETRY))
-            except Exception:
-                log.exception("event=analysis_crashed namespace=%s name=%s", key[0], key[1])
-                self._wake_at(key, self._later(analysis.DEFAULT_ERROR_RETRY))
-            finally:
-                self._busy.discard(key)
-                if key in self._again:
-                    self._again.discard(key)
-                    self.enqueue(*key)
+    async def _handle(self, key: RunKey) -> None:
+        try:
+            await self.reconcile(*key)
+        except asyncio.CancelledError:
+            raise
+        except RetryableError as e:
+            log.warning("event=analysis_retry namespace=%s name=%s error=%s", key[0], key[1], e)
+            self._wake_at(key, self._later(e.retry_after))
+        except GitmoorError as e:
+            log.warning("event=analysis_error namespace=%s name=%s error=%s", key[0], key[1], e)
+            self._wake_at(key, self._later(analysis.DEFAULT_ERROR_RETRY))
+        except Exception:
+            log.exception("event=analysis_crashed namespace=%s name=%s", key[0], key[1])
+            self._wake_at(key, self._later(analysis.DEFAULT_ERROR_RETRY))
 
     def _later(self, seconds: float) -> datetime:
         return datetime.fromtimestamp(self.clock().timestamp() + seconds, UTC)
@@ -157,22 +132,15 @@ class AnalysisController:
         """Watch and measure until ``stop`` is set."""
         if self.http is None:
             self.http = httpx.AsyncClient(follow_redirects=True)
-        tasks = [
-            asyncio.create_task(self._worker(), name=f"analysis worker {i}")
-            for i in range(self.workers)
-        ]
-        tasks.append(asyncio.create_task(self._watch(stop), name="analysisrun watch"))
         try:
-            await stop.wait()
+            await self.queue.run_until(
+                stop,
+                self._handle,
+                workers=self.workers,
+                name="analysis",
+                also={"analysisrun watch": self._watch(stop)},
+            )
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
             await self.aclose()
 
     async def aclose(self) -> None:
@@ -208,9 +176,7 @@ class AnalysisController:
         ref = run_ref(namespace, name)
         run = await self.kube.get(ref)
         if run is None or run_phase(run) in analysis.COMPLETED:
-            timer = self._timers.pop(key, None)
-            if timer is not None:
-                timer.cancel()
+            self.queue.cancel(key)
             if run is not None:
                 await self._expire(run)
             return
@@ -310,20 +276,17 @@ class AnalysisController:
             p.error = f"Unable to resolve metric arguments: {e.message}"
             return
         due = [metrics[m.name] for m in p.due]
-        taken = await asyncio.gather(*(self._take(m) for m in due))
+        taken = await asyncio.gather(*(self._take(m, masked) for m in due))
         for m, (measurement, fatal) in zip(due, taken, strict=True):
-            for secret in masked:
-                for field in ("message", "value"):
-                    if secret in str(measurement.get(field, "")):
-                        measurement[field] = str(measurement[field]).replace(secret, _MASK)
             dry = m.name in p.dry_run
             if fatal:
                 analysis.fail_metric(run, m, measurement, dry_run=dry)
             else:
                 analysis.record(run, m, measurement, dry_run=dry)
 
-    async def _take(self, metric: analysis.Metric) -> tuple[JSONDict, bool]:
-        """(measurement, fatal): ``fatal`` when a condition does not parse."""
+    async def _take(self, metric: analysis.Metric, masked: list[str]) -> tuple[JSONDict, bool]:
+        """(measurement, fatal): ``fatal`` when a condition does not parse; the
+        ``masked`` values (secretKeyRef args) never recorded."""
         started = self.clock()
         for which, text in (
             ("successCondition", metric.success_condition),
@@ -336,7 +299,7 @@ class AnalysisController:
             except conditions.ConditionError as e:
                 message = f"{which} {e.message}"
                 return analysis.measurement(
-                    analysis.ERROR, started=started, finished=started, message=message
+                    analysis.ERROR, started=started, finished=started, message=message, mask=masked
                 ), True
         if self.http is None:
             # reconcile() called without run(): the client is ours, aclose() ends it
@@ -345,7 +308,22 @@ class AnalysisController:
             measured = await providers.measure(metric.spec.get("provider") or {}, self.http)
         except providers.MeasurementError as e:
             return analysis.measurement(
-                analysis.ERROR, started=started, finished=self.clock(), message=e.message
+                analysis.ERROR,
+                started=started,
+                finished=self.clock(),
+                message=e.message,
+                mask=masked,
+            ), False
+        except Exception as e:  # httpx.InvalidURL, a port out of range, ...
+            # Not an HTTPError, yet the metric's own doing: an Error measurement
+            # (upstream records any provider error so), not a crashed reconcile that
+            # leaves the run Running for ever.
+            return analysis.measurement(
+                analysis.ERROR,
+                started=started,
+                finished=self.clock(),
+                message=f"{type(e).__name__}: {e}",
+                mask=masked,
             ), False
         phase, message = conditions.evaluate_result(
             measured.result, metric.success_condition, metric.failure_condition
@@ -356,4 +334,5 @@ class AnalysisController:
             finished=self.clock(),
             value=measured.value,
             message=message,
+            mask=masked,
         ), False

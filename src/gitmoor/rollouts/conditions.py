@@ -134,12 +134,43 @@ def _functions(result: Any) -> dict[str, Any]:
     }
 
 
+def _power(a: Any, b: Any) -> float:
+    """expr's ``**`` is float64 arithmetic (``math.Pow``): an overflow is ±Inf,
+    a domain error NaN. Python's exact integer power would let a short condition
+    such as ``4000000 ** 4000000`` hold the controller's event loop for minutes."""
+    x, y = _number(a, "**"), _number(b, "**")
+    try:
+        return math.pow(x, y)
+    except OverflowError:
+        odd = y.is_integer() and int(y) % 2 == 1
+        return -math.inf if x < 0 and odd else math.inf
+    except ValueError:
+        return math.nan
+
+
+def _multiply(a: Any, b: Any) -> Any:
+    """Numbers only, as in expr (whose ``repeat()`` repeats a string): repeating
+    a list or string would let a short condition build gigabytes
+    (``string([[0] * 100000] * 100000)``)."""
+    _number(a, "*")
+    _number(b, "*")
+    return a * b
+
+
 _OPERATORS = {
-    k: v
-    for k, v in simpleeval.DEFAULT_OPERATORS.items()
-    # bitwise operators are not expr's (``^`` is power there): refuse, not misread
-    if k not in (ast.BitXor, ast.BitOr, ast.BitAnd, ast.Invert, ast.LShift, ast.RShift)
+    **{
+        k: v
+        for k, v in simpleeval.DEFAULT_OPERATORS.items()
+        # bitwise operators are not expr's (``^`` is power there): refuse, not misread
+        if k not in (ast.BitXor, ast.BitOr, ast.BitAnd, ast.Invert, ast.LShift, ast.RShift)
+    },
+    ast.Pow: _power,
+    ast.Mult: _multiply,
 }
+
+#: Python syntax with no expr counterpart that would let a condition loop over
+#: data it builds itself (simpleeval allows comprehensions)
+_REFUSED = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)
 
 
 def _evaluator(result: Any) -> simpleeval.EvalWithCompoundTypes:
@@ -153,11 +184,18 @@ def _evaluator(result: Any) -> simpleeval.EvalWithCompoundTypes:
 def check(condition: str) -> None:
     """Raise :class:`ConditionError` if ``condition`` does not parse."""
     try:
-        ast.parse(translate(condition), mode="eval")
+        tree = ast.parse(translate(condition), mode="eval")
     except SyntaxError as e:
         raise ConditionError(
             f"condition {condition!r} does not parse: {e.msg}", concerns=condition
         ) from e
+    for node in ast.walk(tree):
+        if isinstance(node, _REFUSED):
+            raise ConditionError(
+                f"condition {condition!r} does not parse: "
+                f"{type(node).__name__} is not part of the condition language",
+                concerns=condition,
+            )
 
 
 def evaluate(condition: str, result: Any) -> bool:

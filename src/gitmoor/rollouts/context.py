@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from gitmoor.model import GitmoorError, JSONDict, ObjectRef
 from gitmoor.rollouts import analysisrun as ar
 from gitmoor.rollouts import replicasets as rsu
+from gitmoor.rollouts.spec import RolloutSpecError
 
 if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
@@ -42,6 +43,11 @@ PAUSE_INCONCLUSIVE = "InconclusiveAnalysisRun"
 
 #: AnalysisRun labels, as upstream (rollout/analysis.go)
 ROLLOUT_TYPE_LABEL = "rollout-type"
+#: the Rollout a Service answers to (upstream's v1alpha1.ManagedByRolloutsKey):
+#: written with the first selector switch; a Service that names another Rollout
+#: is refused (upstream's ServiceReferencingManagedService), so two Rollouts
+#: naming one Service do not flip its selector back and forth for ever
+MANAGED_BY_ANNOTATION = "argo-rollouts.argoproj.io/managed-by-rollouts"
 
 _FAILED = ("Failed", "Error")
 
@@ -345,16 +351,24 @@ class RolloutContext:
         live = await self.kube.get(ref)
         if live is None:
             return False
+        manager = ((live.get("metadata") or {}).get("annotations") or {}).get(MANAGED_BY_ANNOTATION)
+        if manager and manager != self.rollout.name:
+            raise RolloutSpecError(f'Service "{name}" is managed by another Rollout')
         selector = dict((live.get("spec") or {}).get("selector") or {})
         current = selector.get(rsu.HASH_LABEL)
-        if current == hash_:
+        if current == hash_ and manager == self.rollout.name:
             return True
         selector[rsu.HASH_LABEL] = hash_
         await self.kube.apply(
             {
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": {"name": name, "namespace": self.rollout.namespace},
+                "metadata": {
+                    "name": name,
+                    "namespace": self.rollout.namespace,
+                    # in every apply: server-side apply drops what its manager stops sending
+                    "annotations": {MANAGED_BY_ANNOTATION: self.rollout.name},
+                },
                 "spec": {"selector": selector},
             },
             field_manager=rsu.FIELD_MANAGER,

@@ -52,6 +52,7 @@ from gitmoor.rollouts.context import (
 )
 from gitmoor.rollouts.crds import FOREIGN_CRDS_MESSAGE, rollout_crds_state
 from gitmoor.rollouts.spec import GROUP, VERSION, RolloutSpecError, parse_rollout
+from gitmoor.rollouts.workqueue import WorkQueue
 
 if TYPE_CHECKING:
     from gitmoor.kube import KubeClient
@@ -64,6 +65,13 @@ REPLICA_SET = ObjectRef("apps", "v1", "ReplicaSet", "", "")
 
 #: (namespace, name) of a Rollout
 RolloutKey = tuple[str, str]
+
+#: the retry delay after a failed reconcile, doubled for each consecutive failure
+#: of the same Rollout up to RETRY_MAX (client-go's per-item exponential rate
+#: limiter, which upstream's workqueue uses), so a Rollout that fails the same way
+#: every time is retried ever more slowly instead of 20 times a second
+RETRY_BASE = 0.05
+RETRY_MAX = 60.0
 
 
 def _rollout_owner(obj: JSONDict) -> str:
@@ -95,36 +103,29 @@ class RolloutController:
         self.rs_cache = ClusterCache(
             kube, label_selector=rsu.HASH_LABEL, namespace=namespace, on_change=self._changed
         )
-        self._queue: asyncio.Queue[RolloutKey] = asyncio.Queue()
-        self._queued: set[RolloutKey] = set()
-        self._busy: set[RolloutKey] = set()
-        self._again: set[RolloutKey] = set()
-        self._timers: dict[RolloutKey, asyncio.TimerHandle] = {}
+        self.queue: WorkQueue[RolloutKey] = WorkQueue()
+        #: consecutive failed reconciles of each Rollout (the retry backoff)
+        self._failures: dict[RolloutKey, int] = {}
         #: reconciles by outcome (ok, conflict, error, invalid); read by tests
         self.reconciles: dict[str, int] = {}
 
     # ------------------------------------------------------------------ queue
 
     def enqueue(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        if key in self._busy:
-            self._again.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        self.queue.add((namespace, name))
 
     def enqueue_at(self, key: RolloutKey, at: datetime) -> None:
+        """Reconcile ``key`` at ``at`` (a moment past it), unless a timer of the key
+        fires before that anyway (several things may fall due in one reconcile)."""
         delay = max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.05
-        old = self._timers.get(key)
-        if old is not None:
-            if old.when() <= asyncio.get_running_loop().time() + delay:
-                return
-            old.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
+        self.queue.add_after(key, delay, keep_earlier=True)
 
-    def _fire(self, key: RolloutKey) -> None:
-        self._timers.pop(key, None)
-        self.enqueue(*key)
+    def retry_later(self, key: RolloutKey, *, at_least: float = 0.0) -> None:
+        """Reconcile ``key`` again after the backoff of its consecutive failures."""
+        n = self._failures.get(key, 0)
+        self._failures[key] = n + 1
+        delay = max(at_least, min(RETRY_BASE * 2 ** min(n, 32), RETRY_MAX))
+        self.enqueue_at(key, datetime.fromtimestamp(time.time() + delay, UTC))
 
     def _changed(self, key: Key, obj: JSONDict, deleted: bool) -> None:
         group, kind, namespace, name = key
@@ -155,21 +156,15 @@ class RolloutController:
             self.namespace or "*",
             len(self.cache.items(GROUP, "Rollout")),
         )
-        tasks = [
-            asyncio.create_task(self._worker(), name=f"rollout worker {i}")
-            for i in range(self.workers)
-        ]
-        tasks.append(asyncio.create_task(self._resync_loop(), name="rollout resync"))
         try:
-            await stop.wait()
+            await self.queue.run_until(
+                stop,
+                self._handle,
+                workers=self.workers,
+                name="rollout",
+                also={"rollout resync": self._resync_loop()},
+            )
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-            for timer in self._timers.values():
-                timer.cancel()
             await self.cache.aclose()
             await self.rs_cache.aclose()
 
@@ -180,24 +175,15 @@ class RolloutController:
                 meta = obj.get("metadata") or {}
                 self.enqueue(str(meta.get("namespace", "")), str(meta.get("name", "")))
 
-    async def _worker(self) -> None:
-        while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
-            self._busy.add(key)
-            try:
-                await self.reconcile(*key)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event=rollout_reconcile_crashed rollout=%s/%s", *key)
-                self._count("error")
-                self.enqueue_at(key, datetime.now(UTC).replace(microsecond=0))
-            finally:
-                self._busy.discard(key)
-                if key in self._again:
-                    self._again.discard(key)
-                    self.enqueue(*key)
+    async def _handle(self, key: RolloutKey) -> None:
+        try:
+            await self.reconcile(*key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event=rollout_reconcile_crashed rollout=%s/%s", *key)
+            self._count("error")
+            self.retry_later(key)
 
     def _count(self, outcome: str) -> None:
         self.reconciles[outcome] = self.reconciles.get(outcome, 0) + 1
@@ -215,6 +201,7 @@ class RolloutController:
             rollout = parse_rollout(obj, workload_template=await self._workload_template(obj))
         except RolloutSpecError as e:
             await self._invalid(obj, str(e), now)
+            self._failures.pop(key, None)
             self._count("invalid")
             return
         ctx = RolloutContext.build(
@@ -234,19 +221,26 @@ class RolloutController:
         except (NotFoundError, ConflictError) as e:
             # Something moved under us (a ReplicaSet deleted, a name taken): read again.
             log.info("event=rollout_requeue rollout=%s/%s reason=%s", namespace, name, e)
-            self.enqueue_at(key, now)
+            self.retry_later(key)
             self._count("conflict")
+            return
+        except RolloutSpecError as e:
+            # found while acting (a Service managed by another Rollout): InvalidSpec
+            await self._invalid(obj, str(e), now)
+            self._failures.pop(key, None)
+            self._count("invalid")
             return
         except GitmoorError as e:
             log.warning("event=rollout_reconcile_failed rollout=%s/%s error=%s", namespace, name, e)
             self._count("error")
-            self.enqueue_at(key, datetime.fromtimestamp(time.time() + 5, UTC))
+            self.retry_later(key, at_least=5.0)
             return
         wrote = await self._write_status(obj, ctx.status)
         if wrote is None:
-            self.enqueue(namespace, name)
+            self.retry_later(key)
             self._count("conflict")
             return
+        self._failures.pop(key, None)
         if ctx.wake_at is not None:
             self.enqueue_at(key, ctx.wake_at)
         self._count("ok")

@@ -37,6 +37,12 @@ DEFAULT_MAX_UNAVAILABLE = "25%"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: the longest duration Go's time.ParseDuration accepts (int64 nanoseconds,
+#: about 292 years): upstream rejects a longer one as invalid, and a longer one
+#: here would overflow the datetime arithmetic of the pause deadline
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
+#: upstream's integer spec fields are int32 (types.go)
+_INT32 = (-(2**31), 2**31 - 1)
 
 
 class RolloutSpecError(UserInputError):
@@ -49,16 +55,20 @@ def parse_duration(value: Any) -> float:
     (v1alpha1.DurationString, parsed with time.ParseDuration upstream)."""
     if isinstance(value, bool):
         raise RolloutSpecError(f"invalid duration {value!r}")
+    seconds: float | None = None
     if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    m = _DURATION.match(text)
-    if m:
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    parts = _GO_DURATION_PART.findall(text)
-    if parts and "".join(n + u for n, u in parts) == text:
-        return sum(float(n) * _UNITS[u] for n, u in parts)
-    raise RolloutSpecError(f"invalid duration {value!r}")
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        m = _DURATION.match(text)
+        parts = _GO_DURATION_PART.findall(text)
+        if m:
+            seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+        elif parts and "".join(n + u for n, u in parts) == text:
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds is None or not math.isfinite(seconds) or abs(seconds) > MAX_DURATION_SECONDS:
+        raise RolloutSpecError(f"invalid duration {value!r}")
+    return seconds
 
 
 def int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
@@ -68,7 +78,10 @@ def int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
         return value
     text = str(value).strip()
     if text.endswith("%"):
-        pct = float(text[:-1])
+        try:
+            pct = float(text[:-1])
+        except ValueError as e:
+            raise RolloutSpecError(f"invalid int or percentage {value!r}") from e
         scaled = pct * total / 100.0
         return math.ceil(scaled) if round_up else math.floor(scaled)
     try:
@@ -190,6 +203,9 @@ def _int(value: Any, default: int, what: str) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise RolloutSpecError(f"{what} must be an integer, not {value!r}")
+    if not _INT32[0] <= value <= _INT32[1]:
+        # int32 upstream; a larger one would overflow the deadline arithmetic
+        raise RolloutSpecError(f"{what} {value} is out of range (int32)")
     return value
 
 
@@ -260,6 +276,11 @@ def _canary(raw: JSONDict) -> Canary:
             f"unsupported: {', '.join(sorted(set(unsupported)))}"
         )
     abort_delay = raw.get("abortScaleDownDelaySeconds")
+    for what in ("maxSurge", "maxUnavailable"):
+        # read when the counts are computed: an unreadable one is InvalidSpec now,
+        # not a crash at every reconcile
+        if raw.get(what) is not None:
+            int_or_percent(raw[what], 100, round_up=True)
     return Canary(
         steps=steps,
         canary_service=str(raw.get("canaryService") or ""),

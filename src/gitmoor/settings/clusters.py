@@ -288,12 +288,23 @@ async def _find(kube: KubeClient, name: str, namespace: str) -> dict[str, Any] |
     return found[0] if found else None
 
 
-def _not_registered(name: str, namespace: str) -> UserInputError:
-    return UserInputError(
+class ClusterNotRegisteredError(UserInputError):
+    """No Secret registers cluster ``cluster`` (any more). Its own type because a
+    deletion reads it as "the cluster is gone": Argo CD deletes an app whose
+    destination cluster no longer exists without touching its objects, which
+    cannot be reached; any other error keeps the app."""
+
+    def __init__(self, message: str, *, cluster: str) -> None:
+        super().__init__(message, concerns=f"cluster {cluster}")
+        self.cluster = cluster
+
+
+def _not_registered(name: str, namespace: str) -> ClusterNotRegisteredError:
+    return ClusterNotRegisteredError(
         f"cluster {name} is not registered (no Secret labelled "
         f"{SECRET_TYPE_LABEL}={CLUSTER_SECRET_TYPE} with that name in namespace {namespace}); "
         f"add it with `gitmoor cluster add {name}`",
-        concerns=f"cluster {name}",
+        cluster=name,
     )
 
 

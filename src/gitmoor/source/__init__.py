@@ -37,6 +37,7 @@ from gitmoor.source.cache import (
     resolve_tagged_async,
 )
 from gitmoor.source.creds import RepoCredentials, match_credentials
+from gitmoor.source.git import check_branch_name
 from gitmoor.source.match import RefKind, revision_touched, split_ref
 from gitmoor.source.policy import (
     ENV_ALLOW_FILE_REPOS,
@@ -67,6 +68,7 @@ __all__ = [
     "SemverConstraint",
     "allow_file_repos",
     "allowed_file_roots",
+    "check_branch_name",
     "check_fetchable",
     "check_repo_url",
     "checkout",

@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gitmoor.model import GitmoorError, PermanentError, RetryableError
+from gitmoor.model import GitmoorError, PermanentError, RetryableError, UserInputError
 from gitmoor.source.creds import NO_AUTH, GitAuth
 from gitmoor.source.urls import redact_url
 
@@ -219,6 +219,52 @@ def _command_name(args: Sequence[str]) -> str:
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def check_branch_name(name: str, *, option: str = "branch") -> str:
+    """``name`` when git accepts it as a branch name, by git's own rules
+    (``git check-ref-format --branch``: no space, ``~^:?*[\\``, ``..``, ``@{``,
+    a leading ``-`` or ``.``, a ``.lock`` ending, ``HEAD``...); otherwise a
+    UserInputError naming ``option`` (e.g. ``--branch``), said before anything
+    is fetched or written rather than as a push git refuses at the end.
+
+    Runs with nothing of the user's configuration (as every git process here)
+    and outside any repository, so ``@{-1}`` is never expanded from one."""
+    if not name or len(name) > 255 or any(ord(c) < 32 for c in name):
+        raise UserInputError(f"{option} {name!r} is not a valid git branch name", concerns=option)
+    git = shutil.which("git")
+    if git is None:
+        raise PermanentError("the git command is not installed or not on PATH")
+    env = {k: os.environ[k] for k in ("PATH", "TMPDIR") if k in os.environ}
+    env.update(
+        {
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CEILING_DIRECTORIES": "/",
+            "HOME": os.devnull,
+            "LC_ALL": "C",
+        }
+    )
+    try:
+        done = subprocess.run(
+            [git, "check-ref-format", "--branch", name],
+            cwd="/",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10.0,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise PermanentError(f"git could not check the branch name {name!r}: {err}") from err
+    if done.returncode != 0:
+        raise UserInputError(
+            f"{option} {name!r} is not a valid git branch name (git check-ref-format "
+            "--branch refuses it: no spaces, '~^:?*[\\', '..', '@{', a leading '-' or a "
+            "'.lock' ending)",
+            concerns=option,
+        )
+    return name
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitmoor.model import PermanentError, UserInputError
+from gitmoor.model import GitmoorError, PermanentError, UserInputError
 from gitmoor.source.cache import get_cache
 from gitmoor.source.creds import git_auth
-from gitmoor.source.git import classify
+from gitmoor.source.git import classify, scrub
 from gitmoor.source.policy import check_fetchable
 from gitmoor.source.revisions import parse_ls_remote
 from gitmoor.source.urls import validate_revision
@@ -134,7 +134,8 @@ class WorkingCopy:
             raise UserInputError(f"refusing to touch {rel} inside .git", concerns=rel)
         target = self.root / rel
         probe = self.root
-        for part in rel.split("/"):
+        parts = rel.split("/")
+        for i, part in enumerate(parts):
             probe = probe / part
             if probe.is_symlink():
                 raise UserInputError(
@@ -142,7 +143,23 @@ class WorkingCopy:
                     "gitmoor writes only regular files and directories",
                     concerns=rel,
                 )
+            if i < len(parts) - 1 and probe.exists() and not probe.is_dir():
+                # Said here, not as an OSError (a traceback) when the caller
+                # reads or creates the directory.
+                raise UserInputError(
+                    f"{rel}: {probe.relative_to(self.root)} is a file in the repository, "
+                    "not a directory",
+                    concerns=rel,
+                )
         return target
+
+    def read_text(self, rel: str) -> str:
+        """The text of file ``rel`` (:meth:`file`'s checks), as UTF-8: a file that is
+        not text is a UserInputError naming it, not a decoding traceback."""
+        try:
+            return self.file(rel).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise UserInputError(f"{rel} is not UTF-8 text ({err.reason})", concerns=rel) from err
 
     def run_git(
         self,
@@ -234,7 +251,7 @@ class WorkingCopy:
                 now or "absent",
             )
             raise BranchMovedError(dest, expected, now, concerns=self._repo.redacted)
-        raise classify(out.stderr or out.stdout, repo=self._repo, action="push to")
+        raise push_error(out, self._repo, self._auth.secrets)
 
     def commit_and_push(
         self, message: str, *, author: Author | None = None, to_branch: str | None = None
@@ -246,6 +263,14 @@ class WorkingCopy:
             return PushResult(dest, self.base, None)
         self.push(commit, to_branch=to_branch)
         return PushResult(dest, self.base, commit)
+
+
+def push_error(out: GitOutput, repo: RepoURL, secrets: tuple[str, ...]) -> GitmoorError:
+    """The typed error of a failed push, from what git printed. git's stderr is
+    scrubbed by ``Git.run``; its stdout (the ``--porcelain`` report, used when
+    stderr says nothing, and which carries the server's own words) is not, so it
+    is scrubbed here the same way before a word of it reaches a message."""
+    return classify(out.stderr or scrub(out.stdout, secrets), repo=repo, action="push to")
 
 
 def remote_branch(git: Git, repo: RepoURL, auth: GitAuth, branch: str) -> str | None:

@@ -352,7 +352,7 @@ async def test_the_crd_keeps_an_argo_cd_application_set_intact(
     stored = await kube.apply(manifest, force=True)
     assert stored["spec"] == manifest["spec"]
     s = parse_appset(stored)
-    assert (s.policy, s.preserve_resources_on_deletion) == ("sync", True)
+    assert (s.policy, s.preserve_resources_on_deletion) == ("create-delete", True)
     apps = [render_application(s, p) for p in await generate(s, ctx)]
     assert [(a["metadata"]["name"], a["spec"]["destination"]) for a in apps] == [
         ("dev-web", {"name": "in-cluster", "namespace": "x"}),

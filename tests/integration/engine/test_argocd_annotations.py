@@ -28,7 +28,7 @@ async def test_delete_false_keeps_the_object_when_the_app_is_deleted(env: AppEnv
     await env.create("retained")
     assert (await env.sync("retained")).ok
 
-    deleted = await env.engine.delete(await env.app("retained"), cascade=True)
+    deleted = (await env.engine.delete(await env.app("retained"), cascade=True)).deleted
 
     assert [r.name for r in deleted] == ["gone"]
     assert await env.get(env.cm("kept")) is not None

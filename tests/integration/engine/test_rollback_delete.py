@@ -89,7 +89,7 @@ async def test_delete_with_cascade_removes_only_what_the_app_owns(env: AppEnv) -
     doomed = await env.app("doomed")
     assert {r["name"] for r in doomed.status["resources"]} == {"a", "b", "moved", "replaced"}
 
-    deleted = await env.engine.delete(doomed, cascade=True)
+    deleted = (await env.engine.delete(doomed, cascade=True)).deleted
 
     assert sorted(ref.name for ref in deleted) == ["a", "b"]
     for name in ("a", "b"):
@@ -108,9 +108,9 @@ async def test_delete_without_cascade_keeps_the_objects(env: AppEnv) -> None:
     assert (await env.sync("orphaning")).ok
     app = await env.app("orphaning")
 
-    deleted = await env.engine.delete(app, cascade=False)
+    result = await env.engine.delete(app, cascade=False)
 
-    assert deleted == []
+    assert (result.deleted, result.left, result.note) == ((), (), "")
     assert await env.get(env.app_ref("orphaning")) is None
     kept = await env.get(env.cm("a"))
     assert kept is not None

@@ -8,10 +8,20 @@ from typing import TYPE_CHECKING
 import pytest
 
 from support.prometheus import LivePrometheus, running_prometheus
+from support.rollouts import ensure_rollout_crds
 from support.toolcache import prometheus_binary
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from gitmoor.kube import KubeClient
+
+
+@pytest.fixture(scope="session")
+async def rollout_crds(kube: KubeClient) -> None:
+    """gitmoor's Argo Rollouts CRDs, installed if absent; cluster-wide and shared
+    with other tests, so never removed (Argo Rollouts' own CRDs fail the run)."""
+    await ensure_rollout_crds(kube)
 
 
 @pytest.fixture(scope="module")

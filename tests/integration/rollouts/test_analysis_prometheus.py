@@ -16,13 +16,12 @@ from gitmoor.model import ObjectRef
 from gitmoor.rollouts.analysis_controller import AnalysisController
 from gitmoor.rollouts.analysisrun import (
     API_VERSION,
-    create_analysis_run,
     run_message,
     run_phase,
     run_ref,
 )
-from gitmoor.rollouts.crds import install_rollout_crds
 from support.prometheus import JOB
+from support.rollouts import start_run
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -38,8 +37,7 @@ QUERY = (
 
 
 @pytest.fixture
-async def controller(kube: KubeClient, namespace: str) -> AsyncIterator[None]:
-    await install_rollout_crds(kube)
+async def controller(kube: KubeClient, namespace: str, rollout_crds: None) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = asyncio.create_task(AnalysisController(kube, namespace).run(stop))
     yield
@@ -90,14 +88,13 @@ async def success_rate_run(
                 },
             }
         )
-    await create_analysis_run(
+    await start_run(
         kube,
-        namespace=namespace,
-        name=name,
-        templates=[{"templateName": "success-rate"}],
+        namespace,
+        owner,
+        name,
+        template="success-rate",
         args=[{"name": "job", "value": job}],
-        owner=owner,
-        labels={},
     )
 
     async def done() -> dict[str, Any] | None:

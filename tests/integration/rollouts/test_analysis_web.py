@@ -17,13 +17,12 @@ from gitmoor.model import ObjectRef
 from gitmoor.rollouts.analysis_controller import AnalysisController
 from gitmoor.rollouts.analysisrun import (
     API_VERSION,
-    create_analysis_run,
     run_message,
     run_phase,
     run_ref,
     terminate_analysis_run,
 )
-from gitmoor.rollouts.crds import install_rollout_crds
+from support.rollouts import start_run
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -81,13 +80,7 @@ def metric_server() -> Iterator[MetricServer]:
 
 
 @pytest.fixture
-async def crds(kube: KubeClient) -> None:
-    # helper R1's CRDs (gitmoor install --rollouts); idempotent
-    await install_rollout_crds(kube)
-
-
-@pytest.fixture
-async def controller(kube: KubeClient, namespace: str, crds: None) -> AsyncIterator[None]:
+async def controller(kube: KubeClient, namespace: str, rollout_crds: None) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = asyncio.create_task(AnalysisController(kube, namespace).run(stop))
     yield
@@ -166,13 +159,13 @@ async def test_web_metric_passes_fails_and_is_inconclusive_by_jsonpath(
     outcomes = {}
     for name, rate in (("pass", 0.99), ("fail", 0.2), ("unsure", 0.7)):
         metric_server.answer = {"data": {"rate": rate}}
-        created = await create_analysis_run(
+        created = await start_run(
             kube,
-            namespace=namespace,
-            name=f"web-{name}",
-            templates=[{"templateName": "rate"}],
+            namespace,
+            owner,
+            f"web-{name}",
+            template="rate",
             args=ARGS,
-            owner=owner,
             labels={"rollout-type": "Step"},
         )
         run = await finished(kube, namespace, created["metadata"]["name"])
@@ -220,14 +213,13 @@ async def test_interval_and_count_take_each_measurement_once(
         successCondition="result.data.rate >= 0.95",
         provider=web(metric_server, json_path=""),  # no jsonPath: the whole body
     )
-    await create_analysis_run(
+    await start_run(
         kube,
-        namespace=namespace,
-        name="counted",
-        templates=[{"templateName": "rate"}],
+        namespace,
+        owner,
+        "counted",
+        template="rate",
         args=[{"name": "service", "value": "api"}],
-        owner=owner,
-        labels={},
     )
     run = await finished(kube, namespace, "counted")
     assert run_phase(run) == "Successful"
@@ -241,18 +233,17 @@ async def test_interval_and_count_take_each_measurement_once(
 
 
 async def test_a_restarted_controller_resumes_without_measuring_twice(
-    kube: KubeClient, namespace: str, crds: None, metric_server: MetricServer
+    kube: KubeClient, namespace: str, rollout_crds: None, metric_server: MetricServer
 ) -> None:
     owner = await rollout(kube, namespace)
     await template(kube, namespace, "rate", interval="3s", count=3, provider=web(metric_server))
-    await create_analysis_run(
+    await start_run(
         kube,
-        namespace=namespace,
-        name="resumed",
-        templates=[{"templateName": "rate"}],
+        namespace,
+        owner,
+        "resumed",
+        template="rate",
         args=[{"name": "service", "value": "svc"}],
-        owner=owner,
-        labels={},
     )
 
     async def recorded(at_least: int) -> bool:
@@ -282,13 +273,13 @@ async def test_background_analysis_runs_until_terminated(
 ) -> None:
     owner = await rollout(kube, namespace)
     await template(kube, namespace, "rate", interval="1s", provider=web(metric_server))
-    await create_analysis_run(
+    await start_run(
         kube,
-        namespace=namespace,
-        name="background",
-        templates=[{"templateName": "rate"}],
+        namespace,
+        owner,
+        "background",
+        template="rate",
         args=[{"name": "service", "value": "bg"}],
-        owner=owner,
         labels={"rollout-type": "Background"},
         background=True,
     )
@@ -313,14 +304,13 @@ async def test_a_non_2xx_answer_is_an_error_measurement(
     owner = await rollout(kube, namespace)
     await template(kube, namespace, "rate", consecutiveErrorLimit=0, provider=web(metric_server))
     metric_server.status = 503
-    await create_analysis_run(
+    await start_run(
         kube,
-        namespace=namespace,
-        name="erroring",
-        templates=[{"templateName": "rate"}],
+        namespace,
+        owner,
+        "erroring",
+        template="rate",
         args=[{"name": "service", "value": "down"}],
-        owner=owner,
-        labels={},
     )
     run = await finished(kube, namespace, "erroring")
     assert run_phase(run) == "Error"
@@ -333,31 +323,29 @@ async def test_a_non_2xx_answer_is_an_error_measurement(
 
 
 async def test_a_missing_arg_or_template_creates_the_run_in_error(
-    kube: KubeClient, namespace: str, crds: None, metric_server: MetricServer
+    kube: KubeClient, namespace: str, rollout_crds: None, metric_server: MetricServer
 ) -> None:
     owner = await rollout(kube, namespace)
     await template(kube, namespace, "rate", provider=web(metric_server))
-    created = await create_analysis_run(
+    created = await start_run(
         kube,
-        namespace=namespace,
-        name="no-arg",
-        templates=[{"templateName": "rate"}],
+        namespace,
+        owner,
+        "no-arg",
+        template="rate",
         args=[],
-        owner=owner,
-        labels={},
     )
     assert run_phase(created) == "Error"
     assert run_message(created) == "args.service was not resolved"
     live = await kube.get(run_ref(namespace, "no-arg"))
     assert live is not None and run_message(live) == "args.service was not resolved"
-    created = await create_analysis_run(
+    created = await start_run(
         kube,
-        namespace=namespace,
-        name="no-template",
-        templates=[{"templateName": "absent"}],
+        namespace,
+        owner,
+        "no-template",
+        template="absent",
         args=ARGS,
-        owner=owner,
-        labels={},
     )
     assert run_phase(created) == "Error"
     assert run_message(created) == f'AnalysisTemplate "absent" not found in namespace {namespace}'
@@ -398,14 +386,13 @@ async def test_a_secret_arg_is_used_and_never_recorded(
             },
         }
     )
-    await create_analysis_run(
+    await start_run(
         kube,
-        namespace=namespace,
-        name="secret",
-        templates=[{"templateName": "secret"}],
+        namespace,
+        owner,
+        "secret",
+        template="secret",
         args=[],
-        owner=owner,
-        labels={},
     )
     run = await finished(kube, namespace, "secret")
     assert run_phase(run) == "Failed"
@@ -414,18 +401,17 @@ async def test_a_secret_arg_is_used_and_never_recorded(
 
 
 async def test_runs_are_garbage_collected_with_their_rollout(
-    kube: KubeClient, namespace: str, crds: None, metric_server: MetricServer
+    kube: KubeClient, namespace: str, rollout_crds: None, metric_server: MetricServer
 ) -> None:
     owner = await rollout(kube, namespace)
     await template(kube, namespace, "rate", provider=web(metric_server))
-    await create_analysis_run(
+    await start_run(
         kube,
-        namespace=namespace,
-        name="owned",
-        templates=[{"templateName": "rate"}],
+        namespace,
+        owner,
+        "owned",
+        template="rate",
         args=ARGS,
-        owner=owner,
-        labels={},
     )
     await kube.delete(ObjectRef("argoproj.io", "v1alpha1", "Rollout", namespace, "web"))
 
@@ -465,14 +451,13 @@ async def test_post_with_headers_and_json_body(
             },
         }
     )
-    await create_analysis_run(
+    await start_run(
         kube,
-        namespace=namespace,
-        name="posted",
-        templates=[{"templateName": "post"}],
+        namespace,
+        owner,
+        "posted",
+        template="post",
         args=ARGS,
-        owner=owner,
-        labels={},
     )
     run = await finished(kube, namespace, "posted")
     assert run_phase(run) == "Successful"
@@ -485,7 +470,7 @@ async def test_post_with_headers_and_json_body(
 
 
 async def test_the_controller_wakes_when_a_measurement_is_due_not_every_second(
-    kube: KubeClient, namespace: str, crds: None, metric_server: MetricServer
+    kube: KubeClient, namespace: str, rollout_crds: None, metric_server: MetricServer
 ) -> None:
     owner = await rollout(kube, namespace)
     await template(kube, namespace, "rate", interval="6s", count=2, provider=web(metric_server))
@@ -493,14 +478,13 @@ async def test_the_controller_wakes_when_a_measurement_is_due_not_every_second(
     ctrl = AnalysisController(kube, namespace)
     task = asyncio.create_task(ctrl.run(stop))
     try:
-        await create_analysis_run(
+        await start_run(
             kube,
-            namespace=namespace,
-            name="timed",
-            templates=[{"templateName": "rate"}],
+            namespace,
+            owner,
+            "timed",
+            template="rate",
             args=ARGS,
-            owner=owner,
-            labels={},
         )
         run = await finished(kube, namespace, "timed")
 
@@ -524,14 +508,13 @@ async def test_a_finished_run_is_deleted_after_its_ttl(
 ) -> None:
     owner = await rollout(kube, namespace)
     await template(kube, namespace, "rate", provider=web(metric_server))
-    created = await create_analysis_run(
+    created = await start_run(
         kube,
-        namespace=namespace,
-        name="short-lived",
-        templates=[{"templateName": "rate"}],
+        namespace,
+        owner,
+        "short-lived",
+        template="rate",
         args=ARGS,
-        owner=owner,
-        labels={},
     )
     await kube.merge_patch(
         run_ref(namespace, "short-lived"), {"spec": {"ttlStrategy": {"secondsAfterCompletion": 1}}}

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from gitmoor.engine.normalize import IgnoreRule
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
@@ -21,7 +19,6 @@ from gitmoor.rollouts.replicasets import FIELD_MANAGER
 from support.rollouts import (
     HASH,
     RateServer,
-    ensure_rollout_crds,
     pod_template,
     promote,
     rs_by_hash,
@@ -31,21 +28,14 @@ from support.rollouts import (
     set_image,
     status,
     success_rate_template,
+    wait_healthy,
     wait_status,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from gitmoor.kube import KubeClient
 
 JSON = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-async def rollout_crds(kube: KubeClient) -> AsyncIterator[None]:
-    await ensure_rollout_crds(kube)
-    yield
 
 
 def blue_green(namespace: str, image: str) -> JSON:
@@ -91,14 +81,7 @@ async def test_blue_green_promote_then_abort_on_failed_analysis(
         await _apply_as_app(kube, blue_green(namespace, "registry.local/web:1"))
         async with running_rollouts(kube, namespace):
             # 1. The first version goes straight to active: no analysis, no pause.
-            st = await wait_status(
-                kube,
-                namespace,
-                "web",
-                lambda s: s.get("phase") == "Healthy",
-                within=60,
-                what="the first version Healthy",
-            )
+            st = await wait_healthy(kube, namespace, "web", what="the first version Healthy")
             v1 = st["currentPodHash"]
             assert st["stableRS"] == v1
             assert st["blueGreen"]["activeSelector"] == v1

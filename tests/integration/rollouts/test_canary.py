@@ -9,13 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from gitmoor.kube import wait_for
 from gitmoor.rollouts.actions import undo
 from support.rollouts import (
     HASH,
-    ensure_rollout_crds,
+    abort,
     pod_template,
     promote,
     replicasets,
@@ -26,21 +24,14 @@ from support.rollouts import (
     selector_hash,
     service,
     set_image,
+    wait_healthy,
     wait_status,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from gitmoor.kube import KubeClient
 
 JSON = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-async def canary_crds(kube: KubeClient) -> AsyncIterator[None]:
-    await ensure_rollout_crds(kube)
-    yield
 
 
 def canary(namespace: str, image: str) -> JSON:
@@ -77,21 +68,28 @@ async def _counts(kube: KubeClient, namespace: str, new: str, stable: str) -> tu
     )
 
 
+async def _new_image_to_first_pause(kube: KubeClient, namespace: str, image: str) -> str:
+    """Set ``image`` and wait for its first pause (step 1); its pod-template hash."""
+    await set_image(kube, namespace, "shop", image)
+    st = await wait_status(
+        kube,
+        namespace,
+        "shop",
+        lambda s: s.get("currentStepIndex") == 1 and s.get("pauseConditions"),
+        within=60,
+        what=f"{image} at its first pause",
+    )
+    return str(st["currentPodHash"])
+
+
 async def test_canary_steps_promote_abort_retry(
-    kube: KubeClient, namespace: str, canary_crds: None
+    kube: KubeClient, namespace: str, rollout_crds: None
 ) -> None:
     for svc in ("shop-canary", "shop-stable"):
         await kube.apply(service(namespace, svc, app="shop"), force=True)
     await kube.apply(canary(namespace, "registry.local/shop:1"), force=True)
     async with running_rollouts(kube, namespace) as ctrl:
-        st = await wait_status(
-            kube,
-            namespace,
-            "shop",
-            lambda s: s.get("phase") == "Healthy",
-            within=60,
-            what="the first version Healthy",
-        )
+        st = await wait_healthy(kube, namespace, "shop", what="the first version Healthy")
         v1 = st["stableRS"]
         assert st["currentStepIndex"] == 4
 
@@ -149,19 +147,8 @@ async def test_canary_steps_promote_abort_retry(
         assert await selector_hash(kube, namespace, "shop-canary") == v2
 
         # Abort at the timed pause: everything back on the stable ReplicaSet.
-        await set_image(kube, namespace, "shop", "registry.local/shop:3")
-        st = await wait_status(
-            kube,
-            namespace,
-            "shop",
-            lambda s: s.get("currentStepIndex") == 1 and s.get("pauseConditions"),
-            within=60,
-            what="the third version's first pause",
-        )
-        v3 = st["currentPodHash"]
-        await kube.merge_patch(
-            ro_ref(namespace, "shop"), {"status": {"abort": True}}, subresource="status"
-        )
+        v3 = await _new_image_to_first_pause(kube, namespace, "registry.local/shop:3")
+        await abort(kube, namespace, "shop")
         st = await wait_status(
             kube,
             namespace,
@@ -196,7 +183,7 @@ async def test_canary_steps_promote_abort_retry(
 
 
 async def test_progress_deadline_and_restart(
-    kube: KubeClient, namespace: str, canary_crds: None
+    kube: KubeClient, namespace: str, rollout_crds: None
 ) -> None:
     """An image whose pods never become Ready (the ``fail`` tag, by the simulated
     kubelet's rules) runs into progressDeadlineSeconds: Degraded with upstream's
@@ -206,14 +193,7 @@ async def test_progress_deadline_and_restart(
     obj["spec"]["progressDeadlineSeconds"] = 3
     await kube.apply(obj, force=True)
     async with running_rollouts(kube, namespace):
-        st = await wait_status(
-            kube,
-            namespace,
-            "shop",
-            lambda s: s.get("phase") == "Healthy",
-            within=60,
-            what="the first version Healthy",
-        )
+        st = await wait_healthy(kube, namespace, "shop", what="the first version Healthy")
         v1 = st["stableRS"]
         pods = await kube.resource("", "v1", "Pod")
 
@@ -256,7 +236,7 @@ async def test_progress_deadline_and_restart(
 
 
 async def test_undo_after_abort_goes_back_to_the_stable_replicaset(
-    kube: KubeClient, namespace: str, canary_crds: None
+    kube: KubeClient, namespace: str, rollout_crds: None
 ) -> None:
     """``gitmoor rollout undo`` copies the stable ReplicaSet's (server-defaulted)
     template back into the Rollout: the controller recognises it as the stable
@@ -266,23 +246,10 @@ async def test_undo_after_abort_goes_back_to_the_stable_replicaset(
     obj["spec"]["replicas"] = 2
     await kube.apply(obj, force=True)
     async with running_rollouts(kube, namespace):
-        st = await wait_status(
-            kube, namespace, "shop", lambda s: s.get("phase") == "Healthy", within=60, what="v1"
-        )
+        st = await wait_healthy(kube, namespace, "shop", what="v1")
         v1 = st["stableRS"]
-        await set_image(kube, namespace, "shop", "registry.local/shop:2")
-        st = await wait_status(
-            kube,
-            namespace,
-            "shop",
-            lambda s: s.get("currentStepIndex") == 1 and s.get("pauseConditions"),
-            within=60,
-            what="v2 at its first pause",
-        )
-        v2 = st["currentPodHash"]
-        await kube.merge_patch(
-            ro_ref(namespace, "shop"), {"status": {"abort": True}}, subresource="status"
-        )
+        v2 = await _new_image_to_first_pause(kube, namespace, "registry.local/shop:2")
+        await abort(kube, namespace, "shop")
         await wait_status(
             kube, namespace, "shop", lambda s: s.get("phase") == "Degraded", within=60, what="abort"
         )

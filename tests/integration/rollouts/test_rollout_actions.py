@@ -17,32 +17,16 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
-from gitmoor.rollouts.crds import install_rollout_crds, rollout_crds_state
 
 if TYPE_CHECKING:
     import subprocess
-    from collections.abc import AsyncIterator
 
     from gitmoor.kube import KubeClient
     from support.cli import Gitmoor
 
 JSON = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-async def rollout_crds(kube: KubeClient) -> AsyncIterator[None]:
-    """gitmoor's Argo Rollouts CRDs, installed if absent; cluster-wide and shared with
-    other tests, so never removed."""
-    state = await rollout_crds_state(kube)
-    if state == "foreign":
-        pytest.fail("Argo Rollouts' own CRDs are installed in the test cluster", pytrace=False)
-    if state == "absent":
-        await install_rollout_crds(kube)
-    yield
 
 
 def ro_ref(namespace: str, name: str = "web") -> ObjectRef:

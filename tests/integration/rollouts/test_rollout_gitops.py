@@ -11,57 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from support.apps import dump
 from support.rollouts import (
-    ensure_rollout_crds,
-    pod_template,
+    blue_green_app_manifests,
     running_rollouts,
     selector_hash,
-    service,
     wait_status,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-    from gitmoor.kube import KubeClient
     from support.apps import AppEnv
 
 JSON = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-async def gitops_crds(kube: KubeClient) -> AsyncIterator[None]:
-    await ensure_rollout_crds(kube)
-    yield
-
-
-def manifests(image: str) -> str:
-    ro = {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": pod_template(image),
-            "strategy": {
-                "blueGreen": {
-                    "activeService": "web-active",
-                    "previewService": "web-preview",
-                    "autoPromotionEnabled": False,
-                }
-            },
-        },
-    }
-    svcs = []
-    for name in ("web-active", "web-preview"):
-        svc = service("", name)
-        del svc["metadata"]["namespace"]
-        svcs.append(svc)
-    return dump(*svcs, ro)
 
 
 IGNORE_HASH = {
@@ -72,9 +32,9 @@ IGNORE_HASH = {
 
 
 async def test_resync_mid_rollout_keeps_the_selectors_and_the_app_synced(
-    env: AppEnv, gitops_crds: None
+    env: AppEnv, rollout_crds: None
 ) -> None:
-    env.repo.commit({"app.yaml": manifests("registry.local/web:1")})
+    env.repo.commit({"app.yaml": blue_green_app_manifests("registry.local/web:1")})
     await env.create("shop", sync_options=("RespectIgnoreDifferences=true",), spec=IGNORE_HASH)
     assert (await env.sync("shop")).ok
     ns = env.namespace
@@ -86,7 +46,7 @@ async def test_resync_mid_rollout_keeps_the_selectors_and_the_app_synced(
         app = await env.healthy("shop")
         assert app.status["sync"]["status"] == "Synced"
 
-        env.repo.commit({"app.yaml": manifests("registry.local/web:2")})
+        env.repo.commit({"app.yaml": blue_green_app_manifests("registry.local/web:2")})
         assert (await env.sync("shop")).ok
         st = await wait_status(
             env.kube, ns, "web", lambda s: s.get("phase") == "Paused", within=60, what="paused"

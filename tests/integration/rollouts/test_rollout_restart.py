@@ -7,13 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from gitmoor.kube import wait_for
 from support.rollouts import (
     KillableRollouts,
     RateServer,
-    ensure_rollout_crds,
     pod_template,
     promote,
     replicasets,
@@ -22,21 +19,14 @@ from support.rollouts import (
     service,
     set_image,
     success_rate_template,
+    wait_healthy,
     wait_status,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from gitmoor.kube import KubeClient
 
 JSON = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-async def restart_crds(kube: KubeClient) -> AsyncIterator[None]:
-    await ensure_rollout_crds(kube)
-    yield
 
 
 def rollout(namespace: str, image: str) -> JSON:
@@ -63,7 +53,7 @@ def rollout(namespace: str, image: str) -> JSON:
 
 
 async def test_killed_controller_resumes_without_a_second_preview(
-    kube: KubeClient, namespace: str, restart_crds: None
+    kube: KubeClient, namespace: str, rollout_crds: None
 ) -> None:
     rate = RateServer()
     ctrl = KillableRollouts(kube, namespace)
@@ -76,14 +66,7 @@ async def test_killed_controller_resumes_without_a_second_preview(
         await kube.apply(rollout(namespace, "registry.local/api:1"), force=True)
         try:
             ctrl.start()
-            st = await wait_status(
-                kube,
-                namespace,
-                "api",
-                lambda s: s.get("phase") == "Healthy",
-                within=60,
-                what="the first version Healthy",
-            )
+            st = await wait_healthy(kube, namespace, "api", what="the first version Healthy")
             v1 = st["stableRS"]
             await set_image(kube, namespace, "api", "registry.local/api:2")
 

@@ -16,63 +16,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
 from gitmoor.model.application import Automated
-from support.apps import dump
 from support.controller import running_controller
 from support.rollouts import (
     HASH,
-    ensure_rollout_crds,
-    pod_template,
+    blue_green_app_manifests,
     promote,
     running_rollouts,
     selector_hash,
-    service,
     wait_status,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from gitmoor.kube import KubeClient
     from support.apps import AppEnv
 
 JSON = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-async def selfheal_crds(kube: KubeClient) -> AsyncIterator[None]:
-    await ensure_rollout_crds(kube)
-    yield
-
-
-def manifests(image: str) -> str:
-    ro = {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": pod_template(image),
-            "strategy": {
-                "blueGreen": {
-                    "activeService": "web-active",
-                    "previewService": "web-preview",
-                    "autoPromotionEnabled": False,
-                }
-            },
-        },
-    }
-    svcs = []
-    for name in ("web-active", "web-preview"):
-        svc = service("", name)
-        del svc["metadata"]["namespace"]
-        svcs.append(svc)
-    return dump(*svcs, ro)
 
 
 async def selector(kube: KubeClient, namespace: str, name: str) -> dict[str, str]:
@@ -82,10 +43,10 @@ async def selector(kube: KubeClient, namespace: str, name: str) -> dict[str, str
 
 
 async def test_self_heal_mid_rollout_keeps_the_rollouts_selectors_without_any_rule(
-    env: AppEnv, selfheal_crds: None
+    env: AppEnv, rollout_crds: None
 ) -> None:
     ns, kube = env.namespace, env.kube
-    first = env.repo.commit({"app.yaml": manifests("registry.local/web:1")})
+    first = env.repo.commit({"app.yaml": blue_green_app_manifests("registry.local/web:1")})
     await env.create("shop", automated=Automated(prune=True, self_heal=True))
     app = await env.app("shop")
     assert not app.spec.ignore_differences
@@ -119,7 +80,7 @@ async def test_self_heal_mid_rollout_keeps_the_rollouts_selectors_without_any_ru
         assert await selector_hash(kube, ns, "web-active") == v1
 
         # 2. A new image: the automated sync applies it, the Rollout previews it.
-        second = env.repo.commit({"app.yaml": manifests("registry.local/web:2")})
+        second = env.repo.commit({"app.yaml": blue_green_app_manifests("registry.local/web:2")})
         st = await wait_status(
             kube,
             ns,

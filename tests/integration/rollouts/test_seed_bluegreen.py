@@ -34,7 +34,6 @@ from gitmoor.model.application import Automated
 from support.controller import running_controller
 from support.prometheus import LivePrometheus, MetricsEndpoint, running_prometheus
 from support.rollouts import (
-    ensure_rollout_crds,
     rs_by_hash,
     running_rollouts,
     selector_hash,
@@ -44,9 +43,8 @@ from support.rollouts import (
 from support.toolcache import prometheus_binary
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Iterator
 
-    from gitmoor.kube import KubeClient
     from support.apps import AppEnv
     from support.cli import Gitmoor
 
@@ -62,12 +60,6 @@ QUERY = (
     'sum(irate(http_requests_total{service="{{args.service-name}}",status!~"5.."}[30s])) / '
     'sum(irate(http_requests_total{service="{{args.service-name}}"}[30s]))'
 )
-
-
-@pytest.fixture(scope="session")
-async def seed_crds(kube: KubeClient) -> AsyncIterator[None]:
-    await ensure_rollout_crds(kube)
-    yield
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +175,7 @@ async def app_json(gitmoor: Gitmoor, name: str) -> JSON:
 
 
 async def test_the_seeds_blue_green_with_prometheus_analysis(
-    env: AppEnv, gitmoor: Gitmoor, service_prometheus: LivePrometheus, seed_crds: None
+    env: AppEnv, gitmoor: Gitmoor, service_prometheus: LivePrometheus, rollout_crds: None
 ) -> None:
     kube, ns, prom = env.kube, env.namespace, service_prometheus
     query = QUERY.replace("{{args.service-name}}", PREVIEW)

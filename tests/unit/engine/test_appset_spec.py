@@ -39,7 +39,7 @@ def test_defaults() -> None:
     ("sync_policy", "policy"),
     [
         ({"applicationsSync": "create-only"}, "create-only"),
-        ({"applicationsSync": "create-delete"}, "sync"),  # Argo CD's spelling
+        ({"applicationsSync": "create-delete"}, "create-delete"),
         ({"applicationsSync": "sync"}, "sync"),
         ({"policy": "sync"}, "sync"),
         ({"policy": "sync", "applicationsSync": "sync"}, "sync"),
@@ -47,6 +47,27 @@ def test_defaults() -> None:
 )
 def test_policy_spellings(sync_policy: dict[str, str], policy: str) -> None:
     assert parse_appset(obj(syncPolicy=sync_policy)).policy == policy
+
+
+@pytest.mark.parametrize(
+    ("policy", "updates", "deletes"),
+    [
+        ("create-only", False, False),
+        ("create-update", True, False),
+        # Argo CD: create-delete "prevents the controller from modifying
+        # applications", deletion allowed; it is not sync (which also updates).
+        ("create-delete", False, True),
+        ("sync", True, True),
+    ],
+)
+def test_each_policy_says_what_it_may_change(policy: str, updates: bool, deletes: bool) -> None:
+    s = parse_appset(obj(syncPolicy={"applicationsSync": policy}))
+    assert (s.policy, s.updates, s.deletes) == (policy, updates, deletes)
+
+
+def test_create_delete_and_sync_are_two_policies() -> None:
+    with pytest.raises(UserInputError, match="disagree"):
+        parse_appset(obj(syncPolicy={"applicationsSync": "create-delete", "policy": "sync"}))
 
 
 def test_go_template_options_and_preserve() -> None:

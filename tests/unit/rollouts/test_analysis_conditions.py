@@ -117,3 +117,28 @@ def test_evaluate_result_names_a_condition_that_does_not_parse() -> None:
     phase, message = evaluate_result([1.0], "result[0] >=", "")
     assert phase == ERROR
     assert "successCondition" in message and "result[0] >=" in message
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        # list repetition: gigabytes from a short condition
+        "len(string([[0] * 100000] * 100000)) > 0",
+        # comprehensions are not expr syntax and loop over what they build
+        "len([[0] * 100000 for x in [0] * 10000]) > 0",
+    ],
+)
+def test_a_pathological_condition_errors_instead_of_hogging_the_controller(
+    condition: str,
+) -> None:
+    phase, message = evaluate_result([1.0], condition, "")
+    assert phase == ERROR
+    assert message
+
+
+def test_power_is_float_arithmetic_as_in_expr() -> None:
+    assert evaluate("2 ** 10 == 1024", None)
+    assert evaluate("10 ** 400 > 1", None)  # +Inf, as Go's math.Pow
+    # Python's exact integer power would take minutes of the controller's loop here
+    assert evaluate("4000000 ** 4000000 > 0", None)
+    assert evaluate("result[0] * 100 >= 95", [0.99])

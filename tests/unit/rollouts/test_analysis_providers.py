@@ -95,3 +95,21 @@ def test_web_body_that_is_not_json_is_a_string() -> None:
 def test_web_path_that_matches_nothing_is_an_error() -> None:
     with pytest.raises(MeasurementError, match="Could not find JSONPath"):
         web_result(b'{"a": 1}', "{$.b}")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999/", "http://a\x00b/"])
+async def test_an_unusable_url_is_an_error_measurement_not_a_crash(url: str) -> None:
+    """httpx raises InvalidURL (not an HTTPError) for these, and a port out of
+    range escapes as an ExceptionGroup: both crashed the reconcile, so the run
+    stayed Running for ever instead of ending in Error after its retries."""
+    from gitmoor.rollouts import analysis
+    from gitmoor.rollouts.analysis_controller import AnalysisController
+
+    ctl = AnalysisController(None)  # type: ignore[arg-type]
+    metric = analysis.Metric.parse({"name": "m", "provider": {"web": {"url": url}}})
+    try:
+        measurement, fatal = await ctl._take(metric, [])
+    finally:
+        await ctl.aclose()
+    assert measurement["phase"] == analysis.ERROR and not fatal
+    assert measurement["message"]

@@ -3,6 +3,7 @@ from Argo Rollouts' analysis/analysis.go rules)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -315,3 +316,41 @@ def test_ttl_strategy_by_phase() -> None:
     run = new_run(web())
     step(run, T0)
     assert analysis.ttl_expiry(run) is None
+
+
+def test_an_interval_under_a_second_does_not_measure_back_to_back() -> None:
+    # "0s" and "1ms" would be due again at once (finishedAt has second precision)
+    # and the controller would measure as fast as it loops.
+    for interval in ("0s", "1ms"):
+        run = new_run(web(interval=interval))
+        assert step(run, T0) == (["success-rate"], at(analysis.MIN_INTERVAL))
+        assert step(run, T0)[0] == []
+        assert step(run, at(0.5))[0] == []
+        assert step(run, at(1.5))[0] == ["success-rate"]
+
+
+def test_a_duration_beyond_gos_range_is_invalid_not_an_overflow() -> None:
+    # Go's time.ParseDuration refuses more than int64 nanoseconds (~2562047h);
+    # taking it would overflow the datetime of the next measurement.
+    run = new_run(web(initialDelay="300000000h"))
+    assert step(run, T0) == ([], None)
+    assert status(run)["phase"] == ERROR
+    assert "invalid startDelay string" in status(run)["message"]
+
+
+def test_a_huge_answer_is_recorded_cut_and_secrets_masked_before_the_cut() -> None:
+    # A web metric without jsonPath records the whole answer (up to 4 MiB): ten
+    # of them made the AnalysisRun too large to write, and the run never ended.
+    secret = "s3cr3t-token"
+    body = "x" * (analysis.MAX_RECORDED - 5) + secret + "y" * 1_000_000
+    m = analysis.measurement(SUCCESSFUL, started=T0, finished=T0, value=body, mask=[secret])
+    assert len(m["value"]) < analysis.MAX_RECORDED + 100
+    assert m["value"].endswith("more characters)")
+    # the cut falls inside where the secret was: not a prefix of it is left
+    assert "s3cr" not in m["value"] and analysis.MASK[:5] in m["value"]
+    run = new_run(web(interval="1s"))
+    p = analysis.plan(run, T0)
+    for _ in range(12):
+        analysis.record(run, p.due[0], m)
+    analysis.conclude(run, p, T0)
+    assert len(json.dumps(run)) < 100_000

@@ -235,6 +235,14 @@ def test_parse_canary_steps_and_durations() -> None:
         ({"canary": {"trafficRouting": {"nginx": {}}}}, {}, "trafficRouting"),
         ({"canary": {"steps": [{"setWeight": 120}]}}, {}, "setWeight"),
         ({"canary": {}}, {"selector": {}}, "selecting all pods"),
+        # beyond Go's duration range: upstream refuses it; taken, the pause deadline
+        # overflowed datetime and the reconcile crashed on every retry
+        ({"canary": {"steps": [{"pause": {"duration": "1000000000h"}}]}}, {}, "duration"),
+        ({"canary": {"steps": [{"pause": {"duration": 10**20}}]}}, {}, "duration"),
+        ({"canary": {}}, {"progressDeadlineSeconds": 10**15}, "out of range"),
+        ({"blueGreen": {"activeService": "a", "scaleDownDelaySeconds": 2**40}}, {}, "range"),
+        # read only when the counts are computed: a crash at each reconcile, not InvalidSpec
+        ({"canary": {"maxSurge": "abc%"}}, {}, "int or percentage"),
     ],
 )
 def test_invalid_specs_are_refused_with_a_reason(strategy: JSON, spec: JSON, message: str) -> None:

@@ -22,7 +22,9 @@ The shape is Argo CD's ApplicationSet controller:
   Applications no element produces any more. A deletion takes the app's objects
   with it, unless ``preserveResourcesOnDeletion`` (Argo CD then leaves the
   resources-finalizer off the Application, so its objects stay).
-- An update is a server-side apply under the field manager
+- A new Application is created with a create (POST): one someone made under
+  that name since the read is a 409 AlreadyExists, left alone and named in the
+  condition, never adopted. An update is a server-side apply under the field manager
   ``gitmoor-applicationset``: the fields the template sets (spec, labels,
   annotations) are put back as Argo CD's controller puts them back, fields it
   stopped setting are removed, and fields it never sets are kept (status, the
@@ -53,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitmoor.engine.appset.generators import GeneratorContext, generate
 from gitmoor.engine.appset.template import GeneratedParams, render_application
-from gitmoor.kube import NotFoundError
+from gitmoor.kube import ApiUnavailableError, ConflictError, NotFoundError
 from gitmoor.model import GitmoorError, ObjectRef, UserInputError
 from gitmoor.model.application import API_VERSION, GROUP, KIND, VERSION, parse_application
 from gitmoor.model.appset import (
@@ -68,7 +70,7 @@ from gitmoor.model.appset import (
 from gitmoor.model.status import AppStatus
 
 if TYPE_CHECKING:
-    from gitmoor.engine.app import Engine
+    from gitmoor.engine.app import AppDeletion, Engine
     from gitmoor.kube import KubeClient
 
 log = logging.getLogger("gitmoor.engine.appset")
@@ -502,6 +504,37 @@ async def _live_by_name(
     return live
 
 
+async def create_app(kube: KubeClient, manifest: JSONDict) -> JSONDict:
+    """Create an Application with a POST, which fails (409 AlreadyExists,
+    ConflictError) when one of that name exists: a server-side apply would merge
+    into an Application someone else made meanwhile and add this ApplicationSet's
+    label and ownerReference to it (a later ``sync`` deletion would then take it
+    and its objects). Argo CD's controller creates with a create too.
+
+    The fields the create set are then recorded as this field manager's *apply*
+    (its managedFields entry's operation rewritten from Update, with the
+    created resourceVersion as precondition): an update is a server-side apply,
+    and only fields owned by the apply are removed when the template stops
+    setting them. If that rewrite loses a race, the next update still applies;
+    only a field dropped from the template could then linger."""
+    created = await kube.create(manifest, field_manager=FIELD_MANAGER)
+    meta = created.get("metadata") or {}
+    entries = copy.deepcopy(meta.get("managedFields") or [])
+    ours = [
+        e for e in entries if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Update"
+    ]
+    if not ours:
+        return created
+    for e in ours:
+        e["operation"] = "Apply"
+    ref = ObjectRef(GROUP, VERSION, KIND, str(meta.get("namespace", "")), str(meta.get("name")))
+    patch = {"metadata": {"resourceVersion": meta.get("resourceVersion"), "managedFields": entries}}
+    try:
+        return await kube.merge_patch(ref, patch)
+    except (ConflictError, NotFoundError):
+        return created
+
+
 async def reconcile_appset(
     appset: ApplicationSet, ctx: GeneratorContext, engine: Engine
 ) -> AppSetOutcome:
@@ -523,13 +556,25 @@ async def reconcile_appset(
     after = {str(o["metadata"]["name"]): o for o in live if appset_owns(appset, o)}
     for g in p.create:
         try:
-            # No force: an Application someone created meanwhile under this name is
-            # a conflict, never taken over.
-            after[g.name] = await kube.apply(g.manifest, field_manager=FIELD_MANAGER)
-            outcome.created.append(g.name)
-            log.info("event=appset_app_created appset=%s app=%s", appset.name, g.name)
+            created = await create_app(kube, g.manifest)
+        except ConflictError:
+            # AlreadyExists: someone made it between the read and the create.
+            # Never adopted; said in the condition (or, if it is in fact ours, a
+            # create whose answer was lost, kept as it is).
+            found = await kube.get(ObjectRef(GROUP, VERSION, KIND, appset.namespace, g.name))
+            if found is not None and appset_owns(appset, found):
+                after[g.name] = found
+                outcome.unchanged.append(g.name)
+            else:
+                outcome.foreign.append(g.name)
+                log.info("event=appset_app_exists appset=%s app=%s", appset.name, g.name)
+            continue
         except GitmoorError as e:
             outcome.failed.append((g.name, REASON_CREATE_ERROR, str(e)))
+            continue
+        after[g.name] = created
+        outcome.created.append(g.name)
+        log.info("event=appset_app_created appset=%s app=%s", appset.name, g.name)
     for g, current in p.update:
         body = copy.deepcopy(g.manifest)
         # The state this diff was made against: a change since is a conflict (the
@@ -637,35 +682,79 @@ def appset_for_deletion(obj: JSONDict) -> ApplicationSet:
         )
 
 
-async def delete_app(engine: Engine, appset: ApplicationSet, name: str, *, cascade: bool) -> bool:
+class AppSetCleanupError(GitmoorError):
+    """Some Applications of an ApplicationSet could not be deleted (their objects
+    could not be: ``Engine.delete`` kept them). The ones that could are gone; the
+    caller keeps the ApplicationSet's cleanup finalizer and tries again (Argo CD's
+    finalizers keep an Application until its resources are gone). ``failed``: each
+    Application with why."""
+
+    def __init__(self, appset: ApplicationSet, failed: list[tuple[str, str]]) -> None:
+        shown = "; ".join(f"{name}: {why}" for name, why in failed[:5])
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        super().__init__(
+            f"{len(failed)} Application(s) of ApplicationSet {appset.name} could not be "
+            f"deleted ({shown}{more}); tried again with backoff",
+            concerns=f"ApplicationSet {appset.namespace}/{appset.name}",
+        )
+        self.failed = tuple(failed)
+
+
+async def delete_app(
+    engine: Engine, appset: ApplicationSet, name: str, *, cascade: bool
+) -> AppDeletion | None:
     """Delete one owned Application (with its objects when ``cascade``), re-read
-    first: one that is gone, or that another owner took, is left alone."""
+    first: one that is gone, or that another owner took, is left alone (None).
+
+    Its destination cluster no longer registered does not stop it (the app goes,
+    its objects stay; logged); an object that cannot be deleted raises
+    DeleteIncompleteError and keeps the app (``Engine.delete``)."""
     kube = engine.kube
     ref = ObjectRef(GROUP, VERSION, KIND, appset.namespace, name)
     obj = await kube.get(ref)
     if obj is None or not appset_owns(appset, obj):
-        return False
+        return None
     log.info("event=appset_app_deleting appset=%s app=%s cascade=%s", appset.name, name, cascade)
     try:
         app = parse_application(obj)
     except UserInputError:
         # An Application with an invalid spec has no objects the engine could find.
-        return await kube.delete(ref, uid=str(obj["metadata"].get("uid") or "") or None)
+        from gitmoor.engine.app import AppDeletion
+
+        gone = await kube.delete(ref, uid=str(obj["metadata"].get("uid") or "") or None)
+        return AppDeletion() if gone else None
     try:
-        await engine.delete(app, cascade=cascade)
+        result = await engine.delete(app, cascade=cascade)
     except NotFoundError:
-        return False
-    return True
+        return None
+    if result.note:
+        log.warning(
+            "event=appset_app_deleted_objects_left appset=%s app=%s cluster=%s objects_left=%d",
+            appset.name,
+            name,
+            result.unreachable_cluster,
+            len(result.left),
+        )
+    return result
 
 
 async def delete_apps(engine: Engine, appset: ApplicationSet, *, cascade: bool) -> list[str]:
-    """Delete every Application ``appset`` owns; the names deleted."""
-    deleted = []
+    """Delete every Application ``appset`` owns; the names deleted. Every one is
+    tried; if any could not be deleted, AppSetCleanupError names them after."""
+    deleted: list[str] = []
+    failed: list[tuple[str, str]] = []
     for obj in await list_appset_apps(engine.kube, appset):
         if appset_owns(appset, obj):
             name = str(obj["metadata"]["name"])
-            if await delete_app(engine, appset, name, cascade=cascade):
-                deleted.append(name)
+            try:
+                if await delete_app(engine, appset, name, cascade=cascade) is not None:
+                    deleted.append(name)
+            except ApiUnavailableError:
+                raise  # the API server itself: the caller's short retry
+            except GitmoorError as e:
+                failed.append((name, str(e)))
+    if failed:
+        raise AppSetCleanupError(appset, failed)
     return deleted
 
 
@@ -718,10 +807,34 @@ async def set_appset_finalizer(
         return None
 
 
+async def _cleanup_apps(engine: Engine, appset: ApplicationSet) -> list[str]:
+    """:func:`delete_apps` for an ApplicationSet being deleted; when some cannot be
+    deleted, the ``ErrorOccurred`` condition (``DeleteApplicationError``) says
+    which and why before AppSetCleanupError goes to the caller."""
+    try:
+        return await delete_apps(engine, appset, cascade=not appset.preserve_resources_on_deletion)
+    except AppSetCleanupError as e:
+        log.warning(
+            "event=appset_cleanup_incomplete appset=%s failed=%d", appset.name, len(e.failed)
+        )
+        with contextlib.suppress(GitmoorError):
+            fresh = await engine.kube.get(appset_ref(appset.name, appset.namespace))
+            if fresh is not None:
+                status = {"conditions": conditions_for(str(e), REASON_DELETE_ERROR)}
+                await write_appset_status(engine.kube, fresh, status)
+        raise
+
+
 async def finalize_appset(engine: Engine, appset: ApplicationSet) -> list[str]:
     """An ApplicationSet being deleted: delete its Applications (their objects too,
-    unless ``preserveResourcesOnDeletion``), then let it go."""
-    deleted = await delete_apps(engine, appset, cascade=not appset.preserve_resources_on_deletion)
+    unless ``preserveResourcesOnDeletion``), then let it go.
+
+    An Application whose destination cluster is no longer registered does not
+    hold it (the app is deleted, its objects are left, as Argo CD does). One
+    whose objects cannot be deleted does: the finalizer stays, the
+    ``ErrorOccurred`` condition (``DeleteApplicationError``) says which and why,
+    and AppSetCleanupError is raised for the caller to try again with backoff."""
+    deleted = await _cleanup_apps(engine, appset)
     await set_appset_finalizer(engine.kube, appset.raw, present=False)
     log.info("event=appset_finalized appset=%s apps_deleted=%d", appset.name, len(deleted))
     return deleted
@@ -758,7 +871,9 @@ async def delete_appset(
     if APPSET_FINALIZER not in (appset.raw.get("metadata") or {}).get("finalizers", []):
         await set_appset_finalizer(kube, appset.raw, present=True)
     await kube.delete(ref, uid=appset.uid or None)
-    deleted = await delete_apps(engine, appset, cascade=not appset.preserve_resources_on_deletion)
+    # An app that cannot be deleted raises here and keeps the finalizer: the
+    # controller tries again with backoff.
+    deleted = await _cleanup_apps(engine, appset)
     fresh = await kube.get(ref)
     if fresh is not None:
         await set_appset_finalizer(kube, fresh, present=False)
@@ -768,6 +883,7 @@ async def delete_appset(
 __all__ = [
     "APPSET_FINALIZER",
     "FIELD_MANAGER",
+    "AppSetCleanupError",
     "AppSetDeletion",
     "AppSetError",
     "AppSetOutcome",

@@ -244,6 +244,14 @@ class AutomationBody(Model):
 class AppDeleted(Model):
     message: str
     deleted: list[ObjectKey] = Field(description="the objects deleted with the app (cascade)")
+    left: list[ObjectKey] = Field(
+        default_factory=list,
+        description="the objects left in place because the app's destination cluster is "
+        "no longer registered (Argo CD deletes such an app without reaching them)",
+    )
+    unreachableCluster: str = Field(
+        default="", description="that cluster's name; empty when the cluster was reached"
+    )
 
 
 def _app_manifest(name: str, namespace: str, body: AppSpecBody) -> dict[str, Any]:
@@ -486,6 +494,10 @@ async def set_automation(
         "With `cascade=true` (the default, as `gitmoor app delete`) the objects the app "
         "owns (those carrying its tracking id, and not marked Delete=false) are deleted "
         "first; automation is switched off before, so the controller re-creates nothing. "
+        "If an object cannot be deleted (an API error), the app is kept and the answer "
+        "(502) names the objects: delete again once the cause is fixed. If the app's "
+        "destination cluster is no longer registered, the app is deleted and its objects "
+        "are left there (`left`, `unreachableCluster`), as Argo CD does. "
         "Needs `applications, delete, PROJECT/NAME`."
     ),
     responses=_errors(400, 403, 404, 502),
@@ -502,17 +514,24 @@ async def delete_application(
     ref = store.app_ref(name, state.namespace)
     async with _audited(state, request, who, "delete", ref) as outcome:
         app = _parsed(await _app_for_write(state, who, name, "delete"))
-        deleted = await state.engine.delete(app, cascade=cascade)
+        result = await state.engine.delete(app, cascade=cascade)
         outcome.result = "deleted"
         outcome.message = (
-            f"cascade: {len(deleted)} object(s) deleted" if cascade else "objects kept"
-        )
+            f"cascade: {len(result.deleted)} object(s) deleted" if cascade else "objects kept"
+        ) + (f"; {result.note}" if result.note else "")
     return AppDeleted(
-        message=f"application {name} deleted" + ("" if cascade else " (its objects were kept)"),
+        message=f"application {name} deleted"
+        + ("" if cascade else " (its objects were kept)")
+        + (f"; {result.note}" if result.note else ""),
         deleted=[
             ObjectKey(group=r.group, kind=r.kind, namespace=r.namespace, name=r.name)
-            for r in deleted
+            for r in result.deleted
         ],
+        left=[
+            ObjectKey(group=r.group, kind=r.kind, namespace=r.namespace, name=r.name)
+            for r in result.left
+        ],
+        unreachableCluster=result.unreachable_cluster,
     )
 
 

@@ -96,8 +96,8 @@ async def sync(
     "/applications/{name}/rollback",
     status_code=202,
     response_model=Accepted,
-    summary="Sync the revision of a history entry; switches automated sync off, "
-    "or with pin keeps it on and pins the app there",
+    summary="Sync the revision of a history entry; switches automated sync off (and "
+    "removes a pin), or with pin keeps it on and pins the app there",
     responses={
         400: {
             "description": "refused: no such history entry, or a sync window of the app's "
@@ -111,6 +111,7 @@ async def rollback(
 ) -> Accepted:
     app = visible_app(state, who, name, "sync")
     _idle(app)
+    unpinned = not body.pin and app.spec.sync_policy.pin is not None
     entry, app = await state.engine.prepare_rollback(app, body.id, pin=body.pin)
     source = entry.source if entry.source and entry.source.get("repoURL") else None
     op = SyncOperation(
@@ -123,8 +124,10 @@ async def rollback(
         rollback_pin=body.pin,
     )
     app = await state.engine.request_sync(app, op)
-    what = f"rollback to history {body.id} ({entry.revision[:12]}); " + (
-        "pinned there, automated sync stays on" if body.pin else "automated sync is off"
+    what = (
+        f"rollback to history {body.id} ({entry.revision[:12]}); "
+        + ("pinned there, automated sync stays on" if body.pin else "automated sync is off")
+        + ("; the pin is removed" if unpinned else "")
     )
     await _audited(state, request, who.name, "rollback", app, what)
     return Accepted(message=f"{what}", app=summary(app))
