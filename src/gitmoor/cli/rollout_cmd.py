@@ -344,12 +344,21 @@ async def _watch(
     same four kinds). One view per burst of events: changes that arrive while a
     view is read are folded into the next one."""
     import asyncio
+    import contextlib
+    import signal
 
     from gitmoor.kube import ApiUnavailableError, UnknownKindError
     from gitmoor.rollouts.info import GROUP, VERSION, get_rollout, info_of
 
     changed = asyncio.Event()
     changed.set()
+    # Ctrl-C (or a TERM) ends the watch between two views, and its cleanup is
+    # bounded: the watch streams are dropped, not drained.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
 
     async def pump(group: str, version: str, kind: str) -> None:
         try:
@@ -376,8 +385,13 @@ async def _watch(
     last = ""
     try:
         first = True
-        while True:
-            await changed.wait()
+        while not stop.is_set():
+            waiters = [asyncio.ensure_future(changed.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            if stop.is_set():
+                break
             changed.clear()
             info = await info_of(kube, await get_rollout(kube, namespace, name))
             text = json.dumps(info.as_json(), sort_keys=True)
@@ -389,6 +403,9 @@ async def _watch(
                 out.file.flush()
             await asyncio.sleep(0.2)
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
         for t in pumps:
             t.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
+        await asyncio.wait(pumps, timeout=2)
