@@ -44,7 +44,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gitmoor.kube import KubeClient, load_kubeconfig
+from gitmoor.kube import KubeClient, NotFoundError, load_kubeconfig
 from gitmoor.lint.schema import SCHEMA_DIR
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,13 @@ async def fetch_schemas(kc: KubeClient) -> JSON:
         if group_version in skip:
             log.info("event=schemagen_skip group_version=%s reason=extension", group_version)
             continue
-        doc = await kc.get_raw(entry.get("serverRelativeURL") or f"/openapi/v3/{path}")
+        try:
+            doc = await kc.get_raw(entry.get("serverRelativeURL") or f"/openapi/v3/{path}")
+        except NotFoundError:
+            # Gone between the index and its document: a CRD being deleted (its
+            # CRD object already gone, so not in ``skip``). Built-in groups never go.
+            log.info("event=schemagen_skip group_version=%s reason=gone", group_version)
+            continue
         group, _, ver = group_version.rpartition("/")
         for name, schema in doc.get("components", {}).get("schemas", {}).items():
             small = compact(schema)

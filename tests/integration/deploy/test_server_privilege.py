@@ -177,12 +177,23 @@ async def _drive(
         await ok("DELETE", "/clusters/far")
 
         await kube.merge_patch(store.app_ref("web", apps_ns), {"operation": None})
-        deleted = await ok("DELETE", "/applications/web", params={"cascade": "true"})
         if write:
+            deleted = await ok("DELETE", "/applications/web", params={"cascade": "true"})
             assert [o["name"] for o in deleted.json()["deleted"]] == ["cfg"]
             assert await gone(kube, cm_ref(dest, "cfg"))
         else:
-            # Refused by the API server: the object stays, and the answer lists none.
+            # Refused by the API server: the object stays, and so does the app (with
+            # its automation off), the object named, as Argo CD's finalizer waits for
+            # its resources; a delete without cascade then lets the object be.
+            refused = await c.request(
+                "DELETE", f"{API}/applications/web", params={"cascade": "true"}
+            )
+            assert refused.status_code == 502, refused.text
+            assert "cfg" in refused.json()["detail"], refused.text
+            assert await kube.get(cm_ref(dest, "cfg")) is not None
+            kept = await kube.get(store.app_ref("web", apps_ns))
+            assert kept is not None and not (kept["spec"].get("syncPolicy") or {}).get("automated")
+            deleted = await ok("DELETE", "/applications/web", params={"cascade": "false"})
             assert deleted.json()["deleted"] == []
             assert await kube.get(cm_ref(dest, "cfg")) is not None
         await ok("DELETE", "/projects/team")
