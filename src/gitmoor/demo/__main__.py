@@ -395,6 +395,7 @@ def main() -> int:
         "  kubectl -n guestbook-dev scale deployment guestbook --replicas=5   # self-heal reverts it\n"
         "  kubectl -n guestbook-prod scale deployment guestbook --replicas=5  # manual app: OutOfSync only\n"
         "  gitmoor app diff guestbook-prod         # shows the drift; exit code 1\n"
+        "  gitmoor app why guestbook-prod          # why it is (not) synced and healthy, in one place\n"
         "  gitmoor app sync guestbook-prod         # takes replicas back: 'took spec.replicas from kubectl'\n"
         "  gitmoor app history guestbook-dev\n"
         "  gitmoor app diff credentials            # Secret values masked; Git holds only ciphertext\n"
