@@ -31,13 +31,13 @@ Applications follow.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitmoor.controller.queue import WorkQueue
+from gitmoor.controller.tasks import run_until_stopped, wait_ready
 from gitmoor.engine import (
     APPSET_FINALIZER,
     GeneratorContext,
@@ -72,8 +72,6 @@ log = logging.getLogger("gitmoor.controller.appsets")
 
 #: Argo CD's default requeue of an ApplicationSet (``requeueAfterSeconds``)
 DEFAULT_REQUEUE = 180.0
-#: how often the replicas' membership is looked at for a takeover (HA)
-MEMBERSHIP_POLL = 2.0
 #: the shortest requeue a generator may ask for: Argo CD's ``requeueAfterSeconds``
 #: is a whole number of seconds, and a fraction here would make one ApplicationSet
 #: keep the controller (and its git server) busy with back-to-back passes
@@ -326,45 +324,20 @@ class AppSetController:
         for name in self.appsets:
             self.queue.add(name)
 
-    async def _follow_membership(self) -> None:
-        """Another replica joined or left: every ApplicationSet this one now owns is
-        reconciled (``Shards.on_change`` belongs to the Application loop)."""
-        assert self.shards is not None
-        seen = tuple(self.shards.replicas)
-        while True:
-            await asyncio.sleep(MEMBERSHIP_POLL)
-            now = tuple(self.shards.replicas)
-            if now != seen:
-                seen = now
-                self.membership_changed()
-
     async def run(self, stop: asyncio.Event | None = None) -> None:
         tasks = [asyncio.create_task(self.watch(), name="watch applicationsets")]
         if self.shards is not None:
             # No pass before this replica holds its Lease (the Application loop takes
             # it): until then it would think it owns every ApplicationSet.
-            waiters = [asyncio.create_task(self.shards.ready.wait())]
-            if stop is not None:
-                waiters.append(asyncio.create_task(stop.wait()))
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
-            tasks.append(asyncio.create_task(self._follow_membership(), name="appset shards"))
+            self.shards.subscribe(self.membership_changed)
+            await wait_ready(self.shards.ready, stop)
         tasks += [
             asyncio.create_task(self.worker(), name=f"appset worker {i}")
             for i in range(self.workers)
         ]
         try:
-            if stop is None:
-                await asyncio.gather(*tasks)
-            else:
-                await stop.wait()
+            await run_until_stopped(tasks, stop)
         finally:
             self.queue.close()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
             await self.appset_cache.aclose()
             await self.app_cache.aclose()

@@ -61,6 +61,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gitmoor.controller.queue import WorkQueue
+from gitmoor.controller.tasks import run_until_stopped, wait_ready
 from gitmoor.engine import (
     STALE_RUNNING,
     ComparisonSummary,
@@ -718,31 +719,17 @@ class Controller:
         )
         tasks = [asyncio.create_task(self.watch_apps(), name="watch applications")]
         if self.shards is not None:
-            self.shards.on_change = self.membership_changed
+            self.shards.subscribe(self.membership_changed)
             tasks.append(asyncio.create_task(self.shards.run(), name="shard lease"))
-            # No worker starts before this replica holds its Lease; a stop request
-            # (or a Lease that cannot be written, logged by Shards) must not hang here.
-            waiters = [asyncio.create_task(self.shards.ready.wait())]
-            if stop is not None:
-                waiters.append(asyncio.create_task(stop.wait()))
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+            # No worker starts before this replica holds its Lease.
+            await wait_ready(self.shards.ready, stop)
         tasks += [
             asyncio.create_task(self.worker(), name=f"worker {i}") for i in range(self.workers)
         ]
         try:
-            if stop is None:
-                await asyncio.gather(*tasks)
-            else:
-                await stop.wait()
+            await run_until_stopped(tasks, stop)
         finally:
             self.queue.close()
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
             for cache in [*self.caches.values(), self.secrets, self.projects, self.app_cache]:
                 await cache.aclose()
             if self.shards is not None:

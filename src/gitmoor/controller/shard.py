@@ -64,9 +64,15 @@ class Shards:
     ) -> None:
         self.kube, self.namespace, self.identity = kube, namespace, identity
         self.lease_seconds, self.renew = lease_seconds, renew
-        self.on_change = on_change
+        #: told when the live replicas change: the Application loop and the
+        #: ApplicationSet loop each re-check what they own
+        self._listeners: list[Callable[[], None]] = [on_change] if on_change is not None else []
         self.replicas: list[str] = [identity]
         self.ready = asyncio.Event()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever the live replicas change."""
+        self._listeners.append(listener)
 
     @property
     def lease_name(self) -> str:
@@ -121,8 +127,8 @@ class Shards:
         if live != self.replicas:
             log.info("event=shard_membership replicas=%s me=%s", ",".join(live), self.identity)
             self.replicas = live
-            if self.on_change is not None:
-                self.on_change()
+            for listener in self._listeners:
+                listener()
         self.ready.set()
 
     async def run(self) -> None:
