@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from gitmoor.engine import store
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
@@ -17,7 +15,6 @@ from support.controller import running_controller
 from support.gitrepo import GitRepo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from gitmoor.kube import KubeClient
@@ -34,16 +31,6 @@ spec:
     spec: {{containers: [{{name: main, image: "nginx:{tag}"}}]}}
 """
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{v: '1'}}\n"
-
-
-@pytest.fixture
-async def apps_ns(kube: KubeClient, namespace: str) -> AsyncIterator[str]:
-    ns = f"{namespace}-apps"
-    await store.install(kube, ns)
-    yield ns
-    for a in await store.list_apps(kube, ns):
-        await kube.delete(store.app_ref(a.name, ns))
-    await kube.delete(ObjectRef("", "v1", "Namespace", "", ns))
 
 
 async def create(

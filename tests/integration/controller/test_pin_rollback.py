@@ -19,7 +19,6 @@ from support.controller import running_controller
 from support.gitrepo import GitRepo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from gitmoor.kube import KubeClient
@@ -46,16 +45,6 @@ class Reconciles:
 
     def status_changed(self, before: Application, after: Application) -> None:
         return None
-
-
-@pytest.fixture
-async def apps_ns(kube: KubeClient, namespace: str) -> AsyncIterator[str]:
-    ns = f"{namespace}-apps"
-    await store.install(kube, ns)
-    yield ns
-    for a in await store.list_apps(kube, ns):
-        await kube.delete(store.app_ref(a.name, ns))
-    await kube.delete(ObjectRef("", "v1", "Namespace", "", ns))
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from gitmoor.engine import store
 from gitmoor.kube import wait_for
 from gitmoor.model import ObjectRef
@@ -24,7 +22,6 @@ from support.controller import running_controller
 from support.gitrepo import GitRepo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from gitmoor.engine import SyncResult
@@ -64,16 +61,6 @@ class Seen:
 
     def status_changed(self, before: Application, after: Application) -> None:
         return None
-
-
-@pytest.fixture
-async def apps_ns(kube: KubeClient, namespace: str) -> AsyncIterator[str]:
-    ns = f"{namespace}-apps"
-    await store.install(kube, ns)
-    yield ns
-    for a in await store.list_apps(kube, ns):
-        await kube.delete(store.app_ref(a.name, ns))
-    await kube.delete(ObjectRef("", "v1", "Namespace", "", ns))
 
 
 async def test_a_degraded_commit_is_rolled_back_once_and_pinned(
